@@ -90,8 +90,8 @@ def _top_centres(score: Tensor, valid: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def threshold_centres(peaks: DensityPeaks, valid: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
-    """Centres where ``rho * delta > threshold`` (the densest token always), sorted by descending score."""
-    order = peaks.score.masked_fill(~valid, float("-inf")).argsort(-1, descending=True, stable=True)  # (B, N)
+    """Centres where ``rho * delta > threshold`` (the top-scoring token always), sorted by descending score."""
+    order = peaks.score.masked_fill(~valid, float("-inf")).argsort(dim=-1, descending=True, stable=True)  # (B, N)
     sorted_score = peaks.score.gather(1, order)
     is_centre = (sorted_score > threshold) & valid.gather(1, order)
     is_centre[:, 0] = True  # the top-scoring (densest) token is always a centre
@@ -116,7 +116,7 @@ def tome_merge(x: Tensor, budget: int) -> Tensor:
         sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(1, 2)  # (B, Ga, Gb)
         best, best_b = sim.max(-1)  # (B, Ga)
         r = min(G - budget, a.shape[1])
-        order = best.argsort(-1, descending=True, stable=True)  # (B, Ga)
+        order = best.argsort(dim=-1, descending=True, stable=True)  # (B, Ga)
         merged, kept = order[:, :r], order[:, r:].sort(-1).values  # merged A groups, kept A groups (in order)
         Ga_kept = kept.shape[1]
         # new index of every old group: kept A groups first, then all B groups

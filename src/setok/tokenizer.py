@@ -69,8 +69,8 @@ class SeTokConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         if self.encoder_type not in ENCODER_TYPES:
             raise ValueError(f"encoder_type must be one of {ENCODER_TYPES} (got {self.encoder_type!r})")
-        if self.image_size % self.patch_size != 0:
-            raise ValueError(f"image_size must be a multiple of patch_size (got image_size={self.image_size}, "
+        if not 1 <= self.patch_size <= self.image_size:
+            raise ValueError(f"patch_size must be in [1, image_size] (got image_size={self.image_size}, "
                              f"patch_size={self.patch_size})")
         # validate the nested sections now (unknown keys and ranges), store them as plain dicts
         self.clustering = to_dict(build(ClusteringConfig, self.clustering, "tokenizer.clustering"))
@@ -79,7 +79,7 @@ class SeTokConfig(PreTrainedConfig):
 
     @property
     def grid_size(self) -> tuple[int, int]:
-        g = self.image_size // self.patch_size
+        g = self.image_size // self.patch_size  # a stride-p convolution without padding: 384 // 14 = 27
         return (g, g)
 
     @property
