@@ -1,0 +1,182 @@
+"""``setok eval``: score a predictions file with a benchmark's official rule, or export a submission file.
+
+    setok eval score  --task vqav2 --pred preds.jsonl --ref refs.json [--out metrics.json]
+    setok eval export --task vqav2 --pred preds.jsonl --out vqav2_test-dev_results.json [--ref questions.json]
+    setok eval tasks
+
+File formats (``.json``: a list of records or an object keyed by id; ``.jsonl``: one record per line). A
+record's id is its first field among ``id, question_id, questionId, image_id, image, index``; ids match as
+strings.
+
+Predictions, every task: ``{id: text}``, or records with an id and one of ``prediction, answer, caption,
+text``. Referring tasks: records with ``box`` ([x, y, w, h] pixels) or ``mask`` (COCO RLE ``{"size",
+"counts"}`` or a nested 0/1 list).
+
+References, per task:
+
+- vqav2, okvqa, vizwiz, textvqa: records ``{question_id, answers: [10 strings or {"answer": s}],
+  question_type?, answer_type?}``, or a VQA annotation file ``{"annotations": [...]}``.
+- nocaps, flickr30k: ``{image_id: [captions]}``, records ``{image_id, captions: [...]}``, or a COCO caption
+  file ``{"annotations": [{"image_id", "caption"}, ...]}``.
+- gqa: ``{question_id: {"answer": s}}`` (the GQA questions file) or records ``{question_id, answer}``.
+- vsr: records ``{id, label: 0/1, relation?}``.  iconqa: records ``{id, answer, choices?, ques_type?}``.
+- pope: records ``{question_id, label: yes/no, split?: random/popular/adversarial}``.
+- mme: records ``{id, subtask, image, label: yes/no}`` (two questions per image).
+- mmbench: records ``{index, answer: letter, options: {A: text, ...} (or columns A, B, ...), category?,
+  group?}``.
+- refcoco, refcoco+, refcocog: records ``{id, box: [x, y, w, h]}``.  reasonseg: records ``{id, mask}``.
+- mmvet: export only (needs a GPT-4 judge, not scored here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+from setok.eval import EXPORT_ONLY, TASKS, get_scorer
+from setok.eval.common import read_records, to_mapping
+
+VQA_TASKS = ("vqav2", "okvqa", "vizwiz", "textvqa")
+CAPTION_TASKS = ("nocaps", "flickr30k")
+REFERRING_TASKS = ("refcoco", "refcoco+", "refcocog", "reasonseg")
+TEXT_KEYS = ("prediction", "answer", "caption", "text")
+
+
+def _value_key(records: Any, keys: tuple[str, ...], what: str) -> str | None:
+    """The first of ``keys`` the first record holds (None for an ``{id: value}`` object)."""
+    if isinstance(records, dict) or not records:
+        return None
+    first = records[0]
+    for k in keys:
+        if isinstance(first, dict) and k in first:
+            return k
+    raise ValueError(f"{what}: records need one of the fields {list(keys)} (first record has {sorted(first)})")
+
+
+def _decode_mask(value: Any, what: str) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict) and {"size", "counts"} <= set(value):
+        from pycocotools import mask as mask_utils
+
+        rle = dict(value)
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode()
+        return mask_utils.decode(rle).astype(bool)
+    arr = np.asarray(value)
+    if arr.ndim != 2:
+        raise ValueError(f"{what}: a mask must be COCO RLE or a 2-D 0/1 list (got shape {arr.shape})")
+    return arr
+
+
+def load_predictions(task: str, path: str | Path) -> dict[str, Any]:
+    """Read a predictions file into ``{id: prediction}`` (text, or box/mask for referring tasks)."""
+    data = read_records(path)
+    what = f"predictions {path}"
+    if task in REFERRING_TASKS:
+        key = _value_key(data, ("mask", "box", "bbox") if task == "reasonseg" else ("box", "bbox", "mask"), what)
+        preds = to_mapping(data, key, what)
+        if key == "mask" or task == "reasonseg":
+            return {i: _decode_mask(v, f"{what} id {i}") for i, v in preds.items()}
+        return preds
+    return to_mapping(data, _value_key(data, TEXT_KEYS, what), what)
+
+
+def load_references(task: str, path: str | Path) -> dict[str, Any]:
+    """Read a references file into the ``{id: reference}`` mapping the task's scorer takes."""
+    data = read_records(path)
+    what = f"references {path}"
+    if task in VQA_TASKS:
+        if isinstance(data, dict) and "annotations" in data:
+            data = data["annotations"]
+        return to_mapping(data, None, what)
+    if task in CAPTION_TASKS:
+        if isinstance(data, dict) and "annotations" in data:  # COCO caption file: one record per caption
+            refs: dict[str, list[str]] = {}
+            for ann in data["annotations"]:
+                refs.setdefault(str(ann["image_id"]), []).append(ann["caption"])
+            return refs
+        return to_mapping(data, _value_key(data, ("captions", "references", "refs"), what), what)
+    if task in REFERRING_TASKS:
+        key = "mask" if task == "reasonseg" else _value_key(data, ("box", "bbox"), what)
+        refs = to_mapping(data, key, what)
+        return {i: _decode_mask(v, f"{what} id {i}") for i, v in refs.items()} if key == "mask" else refs
+    refs = to_mapping(data, None, what)
+    if task == "mmbench":
+        for ref in refs.values():
+            if isinstance(ref, dict) and "options" not in ref:
+                ref["options"] = {k: ref[k] for k in string.ascii_uppercase if k in ref and ref[k] not in
+                                  (None, "", "nan")}
+    return refs
+
+
+def score_files(task: str, pred_path: str | Path, ref_path: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """Score a predictions file against a references file with the task's official rule."""
+    scorer = get_scorer(task)
+    return scorer(load_predictions(task, pred_path), load_references(task, ref_path), **kwargs)
+
+
+def _score(args: argparse.Namespace) -> int:
+    kwargs = {"tokenizer": args.tokenizer} if args.task in CAPTION_TASKS else {}
+    metrics = {"task": args.task, **score_files(args.task, args.pred, args.ref, **kwargs)}
+    text = json.dumps(metrics, indent=2, default=float)
+    print(text)
+    if args.out:
+        from setok.book.results import write_json
+
+        write_json(Path(args.out), metrics)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from setok.eval.export import write_jsonl, write_submission
+
+    preds = load_predictions(args.task, args.pred)
+    if args.jsonl:
+        path = write_jsonl(args.task, preds, args.out)
+    else:
+        questions = load_references(args.task, args.ref) if args.ref else None
+        path = write_submission(args.task, preds, args.out, questions=questions)
+    if args.task in EXPORT_ONLY:
+        print(f"note: {EXPORT_ONLY[args.task]}", file=sys.stderr)
+    print(f"wrote {path} ({len(preds)} predictions)")
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    for task, (module, fn, _) in TASKS.items():
+        print(f"{task:12s} {module}.{fn}")
+    for task, note in EXPORT_ONLY.items():
+        print(f"{task:12s} export only: {note}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="score predictions with the official benchmark rules, export submissions",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = ev.add_subparsers(dest="verb", required=True)
+    all_tasks = sorted(TASKS) + sorted(EXPORT_ONLY)
+    score = verbs.add_parser("score", help="print the metrics of a predictions file", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    score.add_argument("--task", required=True, choices=sorted(TASKS))
+    score.add_argument("--pred", required=True, help="predictions (.json or .jsonl)")
+    score.add_argument("--ref", required=True, help="references (.json or .jsonl), format per task above")
+    score.add_argument("--out", help="also write the metrics to this JSON file")
+    score.add_argument("--tokenizer", choices=("auto", "ptb", "fallback"), default="auto",
+                       help="captioning only: PTB (Java) or the labelled regex fallback")
+    score.set_defaults(func=_score)
+    export = verbs.add_parser("export", help="write an official submission file (or --jsonl, a neutral one)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("--task", required=True, choices=all_tasks)
+    export.add_argument("--pred", required=True, help="predictions (.json or .jsonl)")
+    export.add_argument("--out", required=True, help="submission file to write")
+    export.add_argument("--ref", help="mmbench only: the question table (records with index, question, options)")
+    export.add_argument("--jsonl", action="store_true", help="write the neutral JSONL instead")
+    export.set_defaults(func=_export)
+    tasks = verbs.add_parser("tasks", help="list the tasks and their scorers")
+    tasks.set_defaults(func=_tasks)
