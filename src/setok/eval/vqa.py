@@ -18,7 +18,9 @@ Normalisation, as the official code does it:
 The prediction always gets steps 1-3. References, in the official VQA v2/OK-VQA code, get only step 2 and only
 when the humans disagree (the released annotations are already normalised); TextVQA and VizWiz use the EvalAI
 answer processor, which applies steps 1-3 to every reference. ``reference_normalisation`` picks the rule, and
-each task gets its official default in :data:`REFERENCE_NORMALISATION`.
+each task gets its official default in :data:`REFERENCE_NORMALISATION`. A quirk kept for fidelity: under the
+official rule a disagreeing reference ``"yes!"`` becomes ``"yes "`` (the ``!`` turns into a space that nothing
+strips) and matches nothing.
 """
 
 from __future__ import annotations
