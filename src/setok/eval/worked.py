@@ -1,0 +1,186 @@
+"""Small worked examples for the chapter "How the paper's numbers are scored" (notebooks/04_scoring).
+
+Each function builds a tiny, hand-checkable input for one metric family and/or lays a scorer's answers out as a
+pandas table, so the chapter only calls, displays and explains. The inputs are fixed (no randomness): the same
+chapter runs at every profile.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from setok.eval.captioning import fallback_tokenize, score_captions, tokenize
+from setok.eval.choice import match_option
+from setok.eval.vqa import normalize_answer, soft_accuracy_from_matches, vqa_accuracy
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Captioning
+# ---------------------------------------------------------------------------------------------------------------------
+CAPTION_PREDICTIONS = {
+    "img1": "A dog runs across the grass.",
+    "img2": "Two cats are sleeping on a sofa",
+    "img3": "a red car parked on the street",
+    "img4": "A man is riding a bike down the road.",
+}
+CAPTION_REFERENCES = {
+    "img1": ["A dog is running on the grass.", "a brown dog runs across a lawn", "Dog running in a field."],
+    "img2": ["two cats are sleeping on a sofa", "Cats sleeping on a couch.", "two cats asleep together"],
+    "img3": ["A red car parked on the street.", "a car on a city street", "The red car is parked by the curb."],
+    "img4": ["A man rides his bicycle on a road.", "a cyclist on the street", "Man riding a bike."],
+}
+
+
+def captioning_table(tokenizer: str = "auto") -> pd.DataFrame:
+    """CIDEr/BLEU-4/ROUGE-L of the toy split scored whole, with the fallback tokenizer, and as a 2-image subset."""
+    rows = []
+    whole = score_captions(CAPTION_PREDICTIONS, CAPTION_REFERENCES, tokenizer=tokenizer)
+    rows.append({"scored as": "whole split (4 images)", **whole})
+    rows.append({"scored as": "whole split, regex tokenizer",
+                 **score_captions(CAPTION_PREDICTIONS, CAPTION_REFERENCES, tokenizer="fallback")})
+    first2 = ["img1", "img2"]
+    sub = score_captions({k: CAPTION_PREDICTIONS[k] for k in first2}, {k: CAPTION_REFERENCES[k] for k in first2},
+                         tokenizer=tokenizer)
+    rows.append({"scored as": "img1+img2 only", **sub})
+    return pd.DataFrame(rows).set_index("scored as")
+
+
+def tokenizer_table(sentences: Sequence[str], tokenizer: str = "auto") -> pd.DataFrame:
+    """Each sentence as the PTB tokenizer (if Java is there) and the regex fallback see it."""
+    tokens, label = tokenize({i: [s] for i, s in enumerate(sentences)}, tokenizer)
+    return pd.DataFrame({"caption": list(sentences), label: [tokens[i][0] for i in range(len(sentences))],
+                         "fallback-regex": [fallback_tokenize(s) for s in sentences]})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# VQA
+# ---------------------------------------------------------------------------------------------------------------------
+NORMALISATION_CASES = ("Two", "a dog", "The Dog.", "dont", "yes.", "Yes!", "1,000", "3.5", "hot-dog",
+                       "left - right", "none", "its")
+
+
+def normalisation_table(answers: Sequence[str] = NORMALISATION_CASES) -> pd.DataFrame:
+    """Raw answers and what the official normalisation makes of them."""
+    return pd.DataFrame({"answer": list(answers), "normalised": [normalize_answer(a) for a in answers]})
+
+
+def soft_accuracy_table(n: int = 10) -> pd.DataFrame:
+    """Soft accuracy for m = 0..n matching humans: the naive leave-one-out loop next to the closed form."""
+    rows = []
+    for m in range(n + 1):
+        answers = [1] * m + [0] * (n - m)
+        subsets = list(itertools.combinations(range(n), n - 1))
+        naive = sum(min(1.0, sum(answers[i] for i in s) / 3) for s in subsets) / len(subsets)
+        rows.append({"humans agreeing": m, "min(m/3, 1)": min(1.0, m / 3), "leave-one-out mean": naive,
+                     "closed form": float(soft_accuracy_from_matches(m, n))})
+    return pd.DataFrame(rows).set_index("humans agreeing")
+
+
+REFERENCE_RULE_CASES = (
+    ("a dog", ["a dog"] * 10),
+    ("a dog", ["dog"] * 10),
+    ("yes", ["yes."] * 3 + ["no"] * 7),
+    ("yes", ["yes!"] * 3 + ["no"] * 7),
+    ("2", ["two"] * 4 + ["2"] * 2 + ["3"] * 4),
+)
+
+
+def reference_rule_table(cases: Sequence[tuple[str, Sequence[str]]] = REFERENCE_RULE_CASES) -> pd.DataFrame:
+    """One prediction against ten human answers under the VQA v2 rule and the EvalAI (TextVQA/VizWiz) rule."""
+    rows = []
+    for pred, answers in cases:
+        counts = pd.Series(list(answers)).value_counts()
+        rows.append({"prediction": pred, "human answers": ", ".join(f"{k!r} x{v}" for k, v in counts.items()),
+                     "VQA v2 / OK-VQA rule": vqa_accuracy(pred, answers, "official-vqa"),
+                     "TextVQA / VizWiz rule": vqa_accuracy(pred, answers, "full")})
+    return pd.DataFrame(rows)
+
+
+VQA_PREDICTIONS = {"q1": "two", "q2": "Yes", "q3": "blue", "q4": "skateboarding"}
+VQA_REFERENCES = {
+    "q1": {"answers": ["2"] * 9 + ["3"], "question_type": "how many", "answer_type": "number"},
+    "q2": {"answers": ["yes"] * 2 + ["no"] * 8, "question_type": "is the", "answer_type": "yes/no"},
+    "q3": {"answers": ["blue"] * 4 + ["light blue"] * 6, "question_type": "what color is the",
+           "answer_type": "other"},
+    "q4": {"answers": ["skateboard"] * 7 + ["skateboarding"] * 3, "question_type": "what is the man",
+           "answer_type": "other"},
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multiple choice, POPE, MME, MMBench
+# ---------------------------------------------------------------------------------------------------------------------
+OPTIONS = {"A": "red", "B": "dark red", "C": "blue"}
+OPTION_ANSWERS = ("B", "(C) blue", "The answer is A.", "dark red", "It is dark red.", "A dog is blue.",
+                  "red or blue", "green")
+
+
+def option_matching_table(answers: Sequence[str] = OPTION_ANSWERS,
+                          options: Mapping[str, str] = OPTIONS) -> pd.DataFrame:
+    """Which option each free-text answer picks (None: unmatched, scored wrong)."""
+    return pd.DataFrame({"answer": list(answers), "picked": [match_option(a, options) for a in answers]})
+
+
+POPE_ROWS = (  # split, label, model answer
+    ("random", "yes", "Yes, there is a dog in the image."), ("random", "no", "No, there is not."),
+    ("random", "yes", "There is a dog."), ("random", "no", "Yes."),
+    ("popular", "yes", "yes"), ("popular", "no", "There is no chair."),
+    ("popular", "yes", "I do not think so."), ("popular", "no", "Yes, a chair"),
+    ("adversarial", "yes", "Yes"), ("adversarial", "no", "Yes, there is a fork."),
+    ("adversarial", "yes", "Nope."), ("adversarial", "no", "No"),
+)
+
+
+def pope_example() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Twelve POPE questions over the three splits (predictions, references)."""
+    preds = {f"p{i}": a for i, (_, _, a) in enumerate(POPE_ROWS)}
+    refs = {f"p{i}": {"split": s, "label": lab} for i, (s, lab, _) in enumerate(POPE_ROWS)}
+    return preds, refs
+
+
+MME_ROWS = (  # subtask, image, label, model answer
+    ("existence", "000000006040.jpg", "yes", "Yes"), ("existence", "000000006040.jpg", "no", "No"),
+    ("existence", "000000044279.jpg", "yes", "Yes, there is a train."), ("existence", "000000044279.jpg", "no", "Yes"),
+    ("count", "000000060823.jpg", "yes", "Yes"), ("count", "000000060823.jpg", "no", "Yes"),
+    ("OCR", "0001.jpg", "yes", "yes"), ("OCR", "0001.jpg", "no", "no"),
+    ("code_reasoning", "0020.png", "yes", "The output is 5, so yes"), ("code_reasoning", "0020.png", "no", "No"),
+)
+
+
+def mme_example() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Ten MME questions, two per image (predictions, references)."""
+    preds = {f"m{i}": a for i, (*_, a) in enumerate(MME_ROWS)}
+    refs = {f"m{i}": {"subtask": t, "image": img, "label": lab} for i, (t, img, lab, _) in enumerate(MME_ROWS)}
+    return preds, refs
+
+
+def circular_passes(index: int, options: Sequence[str], answer: str, category: str) -> dict[int, dict[str, Any]]:
+    """The k rotations of one k-option MMBench question, keyed ``index + j * 1_000_000`` as in MMBench's TSV."""
+    letters = "ABCDEFGH"[: len(options)]
+    out = {}
+    for j in range(len(options)):
+        rotated = list(options[j:]) + list(options[:j])
+        out[index + j * 1_000_000] = {"options": dict(zip(letters, rotated, strict=True)),
+                                      "answer": letters[rotated.index(answer)], "category": category}
+    return out
+
+
+def mmbench_example() -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
+    """Two 4-option questions asked 4 times each: one always right, one right 3 times out of 4."""
+    refs = {**circular_passes(11, ["a cat", "a dog", "a cow", "a pig"], "a dog", "attribute recognition"),
+            **circular_passes(12, ["left", "right", "above", "below"], "above", "spatial relation")}
+    preds = {i: r["answer"] for i, r in refs.items()}          # the right letter ...
+    preds[11] = "B. a dog"                                       # ... dressed up, still matched
+    preds[2_000_012] = "The object is above the table."           # option text instead of a letter: matched
+    preds[3_000_012] = "A"                                        # one rotation wrong: the question fails
+    return preds, refs
+
+
+def passes_table(preds: Mapping[int, str], refs: Mapping[int, Mapping[str, Any]]) -> pd.DataFrame:
+    """Every MMBench pass with its options, the right letter, the answer and the letter matched from it."""
+    return pd.DataFrame([{"index": i, "options": " | ".join(f"{k}: {v}" for k, v in r["options"].items()),
+                          "answer": r["answer"], "model said": preds[i],
+                          "matched": match_option(preds[i], r["options"])} for i, r in refs.items()])
