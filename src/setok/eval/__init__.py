@@ -14,6 +14,8 @@ for the rule.
 - ``mmbench``: :func:`setok.eval.mmbench.score_mmbench` (``circular_accuracy``, exact-match extraction)
 - ``refcoco, refcoco+, refcocog``: :func:`setok.eval.referring.rec_accuracy` (``acc@0.5``)
 - ``reasonseg``: :func:`setok.eval.referring.reasonseg_iou` (``giou``, ``ciou``)
+- ``t2i``: FID and CLIP-I (:mod:`setok.eval.image`; labelled non-standard without local weights)
+- ``editing``: L1 and CLIP-I against the target (MagicBrush, EVR) or input image (Emu-Edit)
 - ``mmvet``: export only (:func:`setok.eval.export.export_mmvet`): it needs a GPT-4 judge
 """
 
@@ -41,6 +43,8 @@ TASKS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "refcoco+": ("setok.eval.referring", "rec_accuracy", {}),
     "refcocog": ("setok.eval.referring", "rec_accuracy", {}),
     "reasonseg": ("setok.eval.referring", "reasonseg_iou", {}),
+    "t2i": ("setok.eval.cli", "score_t2i", {}),
+    "editing": ("setok.eval.cli", "score_editing", {}),
 }
 # Tasks with an official format but no local scorer: the CLI exports them and says why.
 EXPORT_ONLY = {"mmvet": "MM-Vet needs a GPT-4 judge, not scored here; submit the exported JSON to the "

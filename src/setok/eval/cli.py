@@ -25,6 +25,11 @@ References, per task:
 - mmbench: records ``{index, answer: letter, options: {A: text, ...} (or columns A, B, ...), category?,
   group?}``.
 - refcoco, refcoco+, refcocog: records ``{id, box: [x, y, w, h]}``.  reasonseg: records ``{id, mask}``.
+- t2i: ``--pred`` and ``--ref`` are folders of images (png/jpg); FID over the two sets, CLIP-I over files whose
+  names match. ``--inception-path`` / ``--clip-path`` name local standard weights; without them a non-standard
+  extractor is used and the output says ``"standard": false``.
+- editing: ``--pred`` edited images, ``--ref`` target images, ``--inputs`` input images (folders, matched by file
+  name); ``--benchmark magicbrush|evr`` compares with the targets, ``emu-edit`` with the inputs.
 - mmvet: export only (needs a GPT-4 judge, not scored here).
 """
 
@@ -43,6 +48,8 @@ from setok.eval.common import read_records, to_mapping
 VQA_TASKS = ("vqav2", "okvqa", "vizwiz", "textvqa")
 CAPTION_TASKS = ("nocaps", "flickr30k")
 REFERRING_TASKS = ("refcoco", "refcoco+", "refcocog", "reasonseg")
+IMAGE_TASKS = ("t2i", "editing")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 TEXT_KEYS = ("prediction", "answer", "caption", "text")
 
 
@@ -73,8 +80,53 @@ def _decode_mask(value: Any, what: str) -> Any:
     return arr
 
 
+def load_image_folder(path: str | Path, what: str) -> dict[str, Any]:
+    """``{file stem: (H, W, 3) uint8 array}`` for every image in a folder (sorted by name)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what}: image folder not found: {folder}")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f"{what}: two images share a name in {folder} (e.g. a.png and a.jpg)")
+    return {f.stem: np.asarray(Image.open(f).convert("RGB")) for f in files}
+
+
+def score_t2i(predictions: dict[str, Any], references: dict[str, Any], inception_path: str | None = None,
+              clip_path: str | None = None) -> dict[str, Any]:
+    """Text-to-image FID (unpaired sets) and CLIP-I (pairs with the same id), with labelled extractors."""
+    from setok.eval import image
+
+    config = {"inception_path": inception_path, "clip_path": clip_path}
+    out = {f"fid_{k}" if k in ("extractor", "standard") else k: v
+           for k, v in image.fid(predictions, references, image.build_extractor("fid", config)).items()}
+    shared = sorted(set(predictions) & set(references))
+    if shared:
+        clip = image.clip_i({k: predictions[k] for k in shared}, {k: references[k] for k in shared},
+                            image.build_extractor("clip", config))
+        out.update({f"clip_i_{k}" if k in ("extractor", "standard", "num") else k: v for k, v in clip.items()})
+    return out
+
+
+def score_editing(predictions: dict[str, Any], references: dict[str, Any] | None, inputs: dict[str, Any] | None = None,
+                  benchmark: str = "magicbrush", clip_path: str | None = None) -> dict[str, Any]:
+    """Editing L1 and CLIP-I against the benchmark's reference image (targets or inputs, SPEC §5.1)."""
+    from setok.eval import image
+
+    extractor = image.build_extractor("clip", {"clip_path": clip_path})
+    return image.edit_scores(predictions, targets=references, inputs=inputs, benchmark=benchmark,
+                             extractor=extractor)
+
+
 def load_predictions(task: str, path: str | Path) -> dict[str, Any]:
     """Read a predictions file into ``{id: prediction}`` (text, or box/mask for referring tasks)."""
+    if task in IMAGE_TASKS:
+        return load_image_folder(path, "predictions")
     data = read_records(path)
     what = f"predictions {path}"
     if task in REFERRING_TASKS:
@@ -88,6 +140,8 @@ def load_predictions(task: str, path: str | Path) -> dict[str, Any]:
 
 def load_references(task: str, path: str | Path) -> dict[str, Any]:
     """Read a references file into the ``{id: reference}`` mapping the task's scorer takes."""
+    if task in IMAGE_TASKS:
+        return load_image_folder(path, "references")
     data = read_records(path)
     what = f"references {path}"
     if task in VQA_TASKS:
@@ -114,14 +168,22 @@ def load_references(task: str, path: str | Path) -> dict[str, Any]:
     return refs
 
 
-def score_files(task: str, pred_path: str | Path, ref_path: str | Path, **kwargs: Any) -> dict[str, Any]:
+def score_files(task: str, pred_path: str | Path, ref_path: str | Path | None, **kwargs: Any) -> dict[str, Any]:
     """Score a predictions file against a references file with the task's official rule."""
     scorer = get_scorer(task)
-    return scorer(load_predictions(task, pred_path), load_references(task, ref_path), **kwargs)
+    refs = load_references(task, ref_path) if ref_path is not None else None
+    return scorer(load_predictions(task, pred_path), refs, **kwargs)
 
 
 def _score(args: argparse.Namespace) -> int:
-    kwargs = {"tokenizer": args.tokenizer} if args.task in CAPTION_TASKS else {}
+    if args.ref is None and not (args.task == "editing" and args.benchmark == "emu-edit"):
+        raise ValueError(f"--ref is required for task {args.task!r}")
+    kwargs: dict[str, Any] = {"tokenizer": args.tokenizer} if args.task in CAPTION_TASKS else {}
+    if args.task == "t2i":
+        kwargs = {"inception_path": args.inception_path, "clip_path": args.clip_path}
+    if args.task == "editing":
+        inputs = load_image_folder(args.inputs, "inputs") if args.inputs else None
+        kwargs = {"inputs": inputs, "benchmark": args.benchmark, "clip_path": args.clip_path}
     metrics = {"task": args.task, **score_files(args.task, args.pred, args.ref, **kwargs)}
     text = json.dumps(metrics, indent=2, default=float)
     print(text)
@@ -165,10 +227,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--task", required=True, choices=sorted(TASKS))
     score.add_argument("--pred", required=True, help="predictions (.json or .jsonl)")
-    score.add_argument("--ref", required=True, help="references (.json or .jsonl), format per task above")
+    score.add_argument("--ref", help="references (.json/.jsonl, or an image folder), format per task above")
     score.add_argument("--out", help="also write the metrics to this JSON file")
     score.add_argument("--tokenizer", choices=("auto", "ptb", "fallback"), default="auto",
                        help="captioning only: PTB (Java) or the labelled regex fallback")
+    score.add_argument("--inception-path", help="t2i: local FID Inception weights (else non-standard extractor)")
+    score.add_argument("--clip-path", help="t2i/editing: local CLIP checkpoint (else non-standard extractor)")
+    score.add_argument("--inputs", help="editing: folder of input images (Emu-Edit compares with these)")
+    score.add_argument("--benchmark", default="magicbrush", choices=("magicbrush", "evr", "emu-edit"),
+                       help="editing: which benchmark's reference rule")
     score.set_defaults(func=_score)
     export = verbs.add_parser("export", help="write an official submission file (or --jsonl, a neutral one)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

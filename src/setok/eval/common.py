@@ -114,7 +114,10 @@ def to_mapping(data: list[dict[str, Any]] | dict[str, Any], value_key: str | Non
     compared as strings, so ``1`` in one file matches ``"1"`` in the other.
     """
     if isinstance(data, dict):
-        return {str(k): v for k, v in data.items()}
+        out = {str(k): v for k, v in data.items()}
+        if len(out) != len(data):
+            check_unique([str(k) for k in data], what)
+        return out
     if not isinstance(data, list):
         raise ValueError(f"{what}: expected a JSON list of records or an object id -> value "
                          f"(got {type(data).__name__})")
