@@ -101,16 +101,16 @@ def test_fid_on_images_identical_zero_and_labelled():
 def test_clip_i_identical_is_one_with_fallback_and_encoder():
     g = torch.Generator().manual_seed(0)
     imgs = torch.rand(3, 3, 24, 24, generator=g)
-    assert clip_i(imgs, imgs.clone())["clip_i"] == pytest.approx(1.0, abs=1e-6)
+    assert clip_i(imgs, imgs.clone())["clip_i"] == pytest.approx(100.0, abs=1e-4)
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     enc = SiglipVisionModel(SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                                num_attention_heads=2, image_size=16, patch_size=4)).eval()
     ext = EncoderExtractor(enc, "tiny-siglip")
     out = clip_i({"a": imgs[0], "b": imgs[1]}, {"b": imgs[1], "a": imgs[0]}, ext)  # paired by id
-    assert out["clip_i"] == pytest.approx(1.0, abs=1e-6)
+    assert out["clip_i"] == pytest.approx(100.0, abs=1e-4)
     assert out["extractor"] == "tiny-siglip" and out["standard"] is False
-    assert clip_i(imgs[:2], imgs[[1, 0]], ext)["clip_i"] < 1.0
+    assert clip_i(imgs[:2], imgs[[1, 0]], ext)["clip_i"] < 100.0
 
 
 def test_clip_extractor_from_local_checkpoint(tmp_path):
@@ -126,7 +126,7 @@ def test_clip_extractor_from_local_checkpoint(tmp_path):
     feats = ext(imgs)
     assert feats.shape == (2, 16)
     out = clip_i(imgs, imgs, ext)
-    assert out["clip_i"] == pytest.approx(1.0, abs=1e-6) and out["standard"] is True
+    assert out["clip_i"] == pytest.approx(100.0, abs=1e-4) and out["standard"] is True
     assert out["extractor"] == "clip:tiny-clip"
 
 
@@ -155,13 +155,13 @@ def test_editing_l1_hand_worked_with_resize():
     target = np.zeros((4, 4, 3), dtype=np.uint8)  # HWC uint8: 0 everywhere, 255 in the left half
     target[:, :2] = 255
     pred = torch.full((3, 2, 2), 0.25)  # constant images survive any resize exactly
-    assert editing_l1([pred], [target])["l1"] == pytest.approx((0.75 + 0.25) / 2)
+    assert editing_l1([pred], [target])["l1"] == pytest.approx(100 * (0.75 + 0.25) / 2)
     # nearest resize of a 2x2 checker to 4x4 reproduces 2x2 blocks: L1 = 0 against the upsampled target
     small = torch.tensor([[0.0, 1.0], [1.0, 0.0]]).expand(3, 2, 2)
     big = small.repeat_interleave(2, 1).repeat_interleave(2, 2)
     assert editing_l1([small], [big], mode="nearest")["l1"] == pytest.approx(0.0)
     # two images: the mean of the per-image errors
-    assert editing_l1([pred, big], [target, big])["l1"] == pytest.approx(0.25)
+    assert editing_l1([pred, big], [target, big])["l1"] == pytest.approx(25.0)
 
 
 def test_edit_scores_reference_switch():
@@ -171,9 +171,9 @@ def test_edit_scores_reference_switch():
     mb = edit_scores(preds, targets=targets, inputs=inputs, benchmark="magicbrush")
     emu = edit_scores(preds, targets=targets, inputs=inputs, benchmark="emu-edit")
     assert mb["reference"] == "target" and mb["l1"] == pytest.approx(0.0)
-    assert emu["reference"] == "input" and emu["l1"] == pytest.approx(1.0)
-    assert edit_scores(preds, inputs=inputs, benchmark="evr", reference="input")["l1"] == pytest.approx(1.0)
-    assert mb["clip_i"] == pytest.approx(1.0) and mb["standard"] is False
+    assert emu["reference"] == "input" and emu["l1"] == pytest.approx(100.0)
+    assert edit_scores(preds, inputs=inputs, benchmark="evr", reference="input")["l1"] == pytest.approx(100.0)
+    assert mb["clip_i"] == pytest.approx(100.0) and mb["standard"] is False
 
 
 def test_bad_inputs():

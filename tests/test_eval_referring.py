@@ -50,17 +50,17 @@ def test_rec_accuracy_boxes_masks_and_threshold_boundary():
     mask[0:4, 0:2] = True  # tight box [0, 0, 2, 4]: IoU 8/16 = 0.5 exactly -> a hit (>=)
     preds = {1: [0, 0, 10, 10], 2: [5, 0, 10, 10], 3: mask, 4: empty}
     out = rec_accuracy(preds, refs)
-    assert out["acc@0.5"] == pytest.approx(2 / 4)  # 1 hit, 2 miss (1/3), 3 hit (0.5), 4 empty -> miss
-    assert out["mean_iou"] == pytest.approx((1 + 1 / 3 + 0.5 + 0) / 4)
+    assert out["acc@0.5"] == pytest.approx(100 * 2 / 4)  # 1 hit, 2 miss (1/3), 3 hit (0.5), 4 empty -> miss
+    assert out["mean_iou"] == pytest.approx(100 * (1 + 1 / 3 + 0.5 + 0) / 4)
     assert out["num"] == 4 and out["num_empty_masks"] == 1
-    assert rec_accuracy(preds, refs, threshold=0.3)["acc@0.3"] == pytest.approx(3 / 4)
+    assert rec_accuracy(preds, refs, threshold=0.3)["acc@0.3"] == pytest.approx(75.0)
 
 
 def test_rec_accuracy_per_split():
     refs = {"a": [0, 0, 2, 2], "b": [0, 0, 2, 2], "c": [0, 0, 2, 2]}
     preds = {"a": [0, 0, 2, 2], "b": [5, 5, 2, 2], "c": [0, 0, 2, 2]}
     out = rec_accuracy(preds, refs, splits={"a": "testA", "b": "testA", "c": "testB"})
-    assert out["acc@0.5/testA"] == pytest.approx(0.5) and out["acc@0.5/testB"] == pytest.approx(1.0)
+    assert out["acc@0.5/testA"] == pytest.approx(50.0) and out["acc@0.5/testB"] == pytest.approx(100.0)
 
 
 def test_reasonseg_giou_ciou_by_hand():
@@ -73,14 +73,14 @@ def test_reasonseg_giou_ciou_by_hand():
     pr = {"a": np.array([[1, 1, 0, 0]]), "b": np.array([[1, 1, 1, 1]]), "c": np.zeros((1, 4)),
           "d": torch.zeros(1, 4)}
     out = reasonseg_iou(pr, gt)
-    assert out["giou"] == pytest.approx((2 / 4 + 1 / 4 + 1 + 0) / 4)
-    assert out["ciou"] == pytest.approx((2 + 1 + 0 + 0) / (4 + 4 + 0 + 1))
+    assert out["giou"] == pytest.approx(100 * (2 / 4 + 1 / 4 + 1 + 0) / 4)
+    assert out["ciou"] == pytest.approx(100 * (2 + 1 + 0 + 0) / (4 + 4 + 0 + 1))
     assert out["num"] == 4 and out["num_both_empty"] == 1
 
 
 def test_reasonseg_all_empty_and_ignore_index():
     out = reasonseg_iou({0: np.zeros((2, 2))}, {0: np.zeros((2, 2))})
-    assert out["giou"] == 1.0 and np.isnan(out["ciou"])
+    assert out["giou"] == 100.0 and np.isnan(out["ciou"])
     # the 255 pixel is ignored on both sides: IoU = 1/1 instead of 1/2
     gt = np.array([[1, 255], [0, 0]])
     pr = np.array([[1, 1], [0, 0]])

@@ -1,7 +1,7 @@
 """Generation and editing scores: FID, CLIP-I and editing L1 with pluggable feature extractors (SPEC §5.1).
 
 Table 4 of arXiv 2406.05127v1 reports text-to-image FID and CLIP-I on MS-COCO-30K, and editing CLIP-I and
-L1 on MagicBrush, Emu-Edit and EVR (the paper prints CLIP-I and L1 multiplied by 100).
+L1 on MagicBrush, Emu-Edit and EVR. CLIP-I and L1 are returned multiplied by 100, as the paper prints them.
 
 - FID (Heusel et al. 2017): the Fréchet distance between Gaussians fitted to the features of two image sets,
   ``||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})``. The standard number needs the FID Inception-v3
@@ -29,8 +29,8 @@ Worked example (2-D features, so the Gaussians can be checked by hand)::
     >>> round(frechet_distance(np.zeros(2), np.eye(2), np.array([3.0, 4.0]), 4 * np.eye(2)), 6)
     27.0
     >>> pred = np.full((3, 2, 2), 0.5); target = np.zeros((3, 4, 4)); target[:, :2] = 1.0
-    >>> editing_l1([pred], [target])["l1"]    # pred is resized to 4x4 first; |0.5 - 1| = |0.5 - 0| = 0.5
-    0.5
+    >>> editing_l1([pred], [target])["l1"]    # resized to 4x4 first; |0.5 - 1| = |0.5 - 0| = 0.5, x100
+    50.0
 """
 
 from __future__ import annotations
@@ -380,7 +380,7 @@ def fid(preds: Any, refs: Any, extractor: Extractor | None = None, batch_size: i
 
 # ------------------------------------------------------------------------------------------- CLIP-I and L1
 def clip_i(preds: Any, refs: Any, extractor: Extractor | None = None, batch_size: int = 32) -> dict[str, Any]:
-    """CLIP-I: mean cosine similarity of paired image embeddings (SPEC §5.1); 1 for identical images.
+    """CLIP-I: mean cosine similarity of paired image embeddings, x100 (SPEC §5.1); 100 for identical images.
 
     ``preds`` and ``refs`` pair up by position, or by id when both are mappings. Returns
     ``{"clip_i", "num", "extractor", "standard"}``.
@@ -390,16 +390,16 @@ def clip_i(preds: Any, refs: Any, extractor: Extractor | None = None, batch_size
     e1 = torch.from_numpy(extract_features(extractor, p, batch_size, "preds"))
     e2 = torch.from_numpy(extract_features(extractor, r, batch_size, "refs"))
     cos = F.cosine_similarity(e1, e2, dim=-1, eps=1e-12)  # (N,)
-    return {"clip_i": float(cos.mean()), "num": len(p), **_label(extractor)}
+    return {"clip_i": 100.0 * float(cos.mean()), "num": len(p), **_label(extractor)}
 
 
 def editing_l1(preds: Any, refs: Any, mode: str = "bicubic") -> dict[str, Any]:
     """MagicBrush L1: resize each prediction to its reference's size, mean |pred - ref| over pixels in [0, 1],
-    averaged over images (SPEC §5.1). Returns ``{"l1", "num"}``."""
+    averaged over images, x100 as the paper prints it (SPEC §5.1). Returns ``{"l1", "num"}``."""
     p, r = _paired(preds, refs)
     errors = [float((resize(a, tuple(b.shape[-2:]), mode) - b).abs().mean())  # one image: mean over 3HW
               for a, b in zip(p, r, strict=True)]
-    return {"l1": float(np.mean(errors)), "num": len(errors)}
+    return {"l1": 100.0 * float(np.mean(errors)), "num": len(errors)}
 
 
 def edit_scores(preds: Any, targets: Any = None, inputs: Any = None, benchmark: str = "magicbrush",

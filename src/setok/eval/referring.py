@@ -15,6 +15,8 @@ cIoU, so it does not move cIoU. A prediction that is empty against a non-empty t
 IoU 0. When every mask of the split is empty, cIoU is 0/0 and we return NaN (LISA's code would print 0): it
 is undefined, not a failure. Ground-truth pixels marked 255 ("ignore", as in LISA) count for neither side.
 
+Scores are returned on the 0-100 scale the paper prints (``box_iou`` and ``mask_iou_terms`` stay raw).
+
 Worked example::
 
     >>> import numpy as np
@@ -26,13 +28,13 @@ Worked example::
     [2.0, 1.0, 3.0, 2.0]
     >>> refs = {"a": [0, 0, 10, 10], "b": [0, 0, 10, 10], "c": [2, 1, 3, 2]}
     >>> preds = {"a": [1, 1, 10, 10], "b": [5, 0, 10, 10], "c": mask}
-    >>> rec_accuracy(preds, refs)["acc@0.5"]                  # a: IoU 81/119 hit, b: 1/3 miss, c: exact hit
-    0.6666666666666666
+    >>> round(rec_accuracy(preds, refs)["acc@0.5"], 2)        # a: IoU 81/119 hit, b: 1/3 miss, c: exact hit
+    66.67
     >>> gt = {"x": np.array([[1, 1], [0, 0]]), "y": np.zeros((2, 2))}
     >>> pr = {"x": np.array([[1, 0], [0, 0]]), "y": np.zeros((2, 2))}
     >>> out = reasonseg_iou(pr, gt)                          # x: IoU 1/2; y: both empty -> 1
-    >>> out["giou"], out["ciou"]
-    (0.75, 0.5)
+    >>> out["giou"], out["ciou"]                              # on the 0-100 scale of Table 3
+    (75.0, 50.0)
 """
 
 from __future__ import annotations
@@ -153,15 +155,15 @@ def rec_accuracy(preds: Mapping[Any, Any], refs: Mapping[Any, Any], threshold: f
     ious_arr = np.asarray(ious)
     hits = ious_arr >= threshold
     key = f"acc@{threshold:g}"
-    out: dict[str, float] = {key: float(hits.mean()), "mean_iou": float(ious_arr.mean()), "num": len(ids),
-                             "num_empty_masks": empty}
+    out: dict[str, float] = {key: 100.0 * float(hits.mean()), "mean_iou": 100.0 * float(ious_arr.mean()),
+                             "num": len(ids), "num_empty_masks": empty}
     if splits is not None:
         missing = [k for k in ids if k not in splits]
         if missing:
             raise ValueError(f"{len(missing)} ids have no split, e.g. {missing[:5]}")
         names = np.asarray([str(splits[k]) for k in ids])
         for name in sorted(set(names.tolist())):
-            out[f"{key}/{name}"] = float(hits[names == name].mean())
+            out[f"{key}/{name}"] = 100.0 * float(hits[names == name].mean())
     return out
 
 
@@ -202,6 +204,6 @@ def reasonseg_iou(preds: Mapping[Any, Any], refs: Mapping[Any, Any],
     both_empty = unions == 0
     per_image = np.where(both_empty, 1.0, inters / np.maximum(unions, 1))  # LISA: union 0 -> IoU 1
     total_union = unions.sum()
-    ciou = float(inters.sum() / total_union) if total_union > 0 else float("nan")
-    return {"giou": float(per_image.mean()), "ciou": ciou, "num": len(ids),
+    ciou = 100.0 * float(inters.sum() / total_union) if total_union > 0 else float("nan")
+    return {"giou": 100.0 * float(per_image.mean()), "ciou": ciou, "num": len(ids),
             "num_both_empty": int(both_empty.sum())}
