@@ -132,3 +132,40 @@ def test_cli_other_tasks(tmp_path, capsys):
     assert "duplicate ids (1): '1'" in capsys.readouterr().err
     assert main(["eval", "score", "--task", "pope", "--pred", str(tmp_path / "none.json"), "--ref", pope_ref]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_cli_vision_tasks(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    boxes_ref = _write(tmp_path / "rc.json", [{"id": "a", "box": [0, 0, 10, 10]}, {"id": "b", "box": [0, 0, 10, 10]}])
+    boxes_pred = _write(tmp_path / "rc_pred.json", [{"id": "a", "box": [1, 1, 10, 10]},   # IoU 81/119: hit
+                                                    {"id": "b", "box": [5, 0, 10, 10]}])  # IoU 1/3: miss
+    assert main(["eval", "score", "--task", "refcoco", "--pred", boxes_pred, "--ref", boxes_ref]) == 0
+    assert json.loads(capsys.readouterr().out)["acc@0.5"] == pytest.approx(50.0)
+
+    seg_ref = _write(tmp_path / "rs.json", [{"id": "x", "mask": [[1, 1], [0, 0]]},
+                                            {"id": "y", "mask": [[0, 0], [0, 0]]}])
+    seg_pred = _write(tmp_path / "rs_pred.json", [{"id": "x", "mask": [[1, 0], [0, 0]]},
+                                                  {"id": "y", "mask": [[0, 0], [0, 0]]}])
+    assert main(["eval", "score", "--task", "reasonseg", "--pred", seg_pred, "--ref", seg_ref]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["giou"] == pytest.approx(75.0) and out["ciou"] == pytest.approx(50.0)  # x: 1/2; y: empty-empty 1
+
+    rng = np.random.default_rng(0)
+    for folder in ("gen", "ref"):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    ref_dir = str(tmp_path / "ref")
+    assert main(["eval", "score", "--task", "t2i", "--pred", ref_dir, "--ref", ref_dir]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fid"] == pytest.approx(0.0, abs=1e-3) and out["clip_i"] == pytest.approx(100.0)
+    assert out["fid_standard"] is False
+    assert main(["eval", "score", "--task", "editing", "--pred", str(tmp_path / "gen"), "--ref",
+                 str(tmp_path / "ref"), "--benchmark", "magicbrush"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reference"] == "target" and out["l1"] > 0 and out["standard"] is False
+    assert main(["eval", "score", "--task", "t2i", "--pred", str(tmp_path / "nope"), "--ref",
+                 str(tmp_path / "ref")]) == 2
+    assert "image folder not found" in capsys.readouterr().err
