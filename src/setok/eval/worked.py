@@ -184,3 +184,163 @@ def passes_table(preds: Mapping[int, str], refs: Mapping[int, Mapping[str, Any]]
     return pd.DataFrame([{"index": i, "options": " | ".join(f"{k}: {v}" for k, v in r["options"].items()),
                           "answer": r["answer"], "model said": preds[i],
                           "matched": match_option(preds[i], r["options"])} for i, r in refs.items()])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Referring (Acc@0.5) and ReasonSeg (gIoU, cIoU): setok.eval.referring
+# ---------------------------------------------------------------------------------------------------------------------
+def _box_mask(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> Any:
+    import numpy as np
+
+    mask = np.zeros(shape, dtype=bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def referring_example() -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Four expressions: a near box, a shifted box, a mask whose tight box fits, and an empty mask."""
+    import numpy as np
+
+    refs = {"the man": [10, 10, 40, 80], "left cup": [60, 50, 20, 20], "the dog": [20, 30, 30, 20],
+            "red car": [0, 0, 50, 30]}
+    preds = {"the man": [12, 8, 40, 84], "left cup": [70, 55, 20, 20],
+             "the dog": _box_mask((100, 100), 21, 30, 30, 19), "red car": np.zeros((100, 100), dtype=bool)}
+    return preds, refs
+
+
+def referring_table(preds: Mapping[str, Any], refs: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Per expression: the predicted box (a mask's tight box), its IoU with the truth and whether it counts."""
+    import numpy as np
+
+    from setok.eval.referring import box_iou, mask_to_box
+
+    rows = []
+    for k, gt in refs.items():
+        p = preds[k]
+        is_mask = np.ndim(p) == 2
+        box = mask_to_box(p) if is_mask else list(p)
+        iou = 0.0 if box is None else box_iou(box, gt)
+        rows.append({"expression": k, "prediction": "mask" if is_mask else "box", "box used": box,
+                     "truth": list(gt), "IoU": iou, "hit (IoU >= 0.5)": iou >= 0.5})
+    return pd.DataFrame(rows)
+
+
+def reasonseg_example() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Three 64x64 images: a large object segmented well, a small one segmented badly, nothing in either."""
+    import numpy as np
+
+    shape = (64, 64)
+    refs = {"large": _box_mask(shape, 4, 4, 48, 48), "small": _box_mask(shape, 50, 50, 8, 8),
+            "none": np.zeros(shape, dtype=bool)}
+    preds = {"large": _box_mask(shape, 6, 4, 48, 48), "small": _box_mask(shape, 54, 54, 8, 8),
+             "none": np.zeros(shape, dtype=bool)}
+    return preds, refs
+
+
+def reasonseg_table(preds: Mapping[str, Any], refs: Mapping[str, Any]) -> pd.DataFrame:
+    """Per image: intersection and union pixel counts and the IoU that gIoU averages (1 when both are empty)."""
+    from setok.eval.referring import mask_iou_terms
+
+    rows = []
+    for k in refs:
+        inter, union = mask_iou_terms(preds[k], refs[k])
+        rows.append({"image": k, "intersection": inter, "union": union,
+                     "IoU": 1.0 if union == 0 else inter / union})
+    return pd.DataFrame(rows).set_index("image")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Generation and editing: setok.eval.image (FID, CLIP-I, editing L1)
+# ---------------------------------------------------------------------------------------------------------------------
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
+
+
+def photo_crops(size: int = 48, per_photo: int = 6) -> Any:
+    """``per_photo`` square crops of each offline skimage photo, resized to ``size``: (N, 3, size, size) in [0, 1]."""
+    import skimage.data
+    import torch
+    import torch.nn.functional as F
+
+    crops = []
+    for name in PHOTOS:
+        img = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float() / 255  # (3, H, W)
+        h, w = img.shape[-2:]
+        side = min(h, w) // 2
+        for j in range(per_photo):
+            y = (j * (h - side)) // max(per_photo - 1, 1)
+            x = ((per_photo - 1 - j) * (w - side)) // max(per_photo - 1, 1)
+            crops.append(F.interpolate(img[None, :, y:y + side, x:x + side], size=(size, size), mode="bilinear",
+                                       antialias=True)[0])
+    return torch.stack(crops)  # (N, 3, size, size)
+
+
+def fid_shift_table(shifts: Sequence[float] = (0.0, 0.1, 0.2, 0.4)) -> pd.DataFrame:
+    """FID and CLIP-I of the photo crops against themselves brightened by ``shift`` (non-standard extractor)."""
+    from setok.eval.image import RandomConvExtractor, clip_i, extract_features, fid_from_features
+
+    images = photo_crops()
+    half = len(images) // 2
+    extractor = RandomConvExtractor()
+    feats = extract_features(extractor, images)  # (N, D), once
+    rows = []
+    for s in shifts:
+        shifted = (images + s).clamp(0, 1)
+        feats_shifted = extract_features(extractor, shifted)
+        rows.append({"brightness shift": s, "FID (same images)": fid_from_features(feats, feats_shifted),
+                     "FID (disjoint halves)": fid_from_features(feats[:half], feats_shifted[half:]),
+                     "CLIP-I": clip_i(images, shifted, extractor)["clip_i"], "extractor": extractor.name,
+                     "standard": extractor.standard})
+    return pd.DataFrame(rows).set_index("brightness shift")
+
+
+def editing_example() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Two edits (predictions), their target images and their input images, at different sizes."""
+    crops = photo_crops(size=48, per_photo=2)
+    inputs = {"e1": crops[0], "e2": crops[2]}
+    targets = {"e1": (crops[0] * 0.7).clamp(0, 1), "e2": crops[2].flip(-1)}       # darker; mirrored
+    import torch.nn.functional as F
+
+    preds = {"e1": F.interpolate((crops[0] * 0.75)[None], size=(32, 32), mode="bilinear", antialias=True)[0],
+             "e2": crops[2]}                                                       # smaller; no edit at all
+    return preds, targets, inputs
+
+
+def editing_table() -> pd.DataFrame:
+    """L1 and CLIP-I of the example edits under each benchmark's reference rule."""
+    from setok.eval.image import RandomConvExtractor, edit_scores
+
+    preds, targets, inputs = editing_example()
+    rows = []
+    for bench in ("magicbrush", "evr", "emu-edit"):
+        out = edit_scores(preds, targets=targets, inputs=inputs, benchmark=bench, extractor=RandomConvExtractor())
+        rows.append({"benchmark": bench, "compared with": out["reference"], "L1 (x100)": out["l1"],
+                     "CLIP-I": out["clip_i"], "extractor": out["extractor"]})
+    return pd.DataFrame(rows).set_index("benchmark")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Clusters against object masks: setok.eval.segmentation
+# ---------------------------------------------------------------------------------------------------------------------
+def cluster_example() -> tuple[dict[str, Any], Any]:
+    """A 6x8 scene (background 0, objects 1 and 2) and three token partitions of it, as label maps."""
+    import numpy as np
+
+    true = np.zeros((6, 8), dtype=int)
+    true[1:4, 1:4] = 1
+    true[2:5, 5:7] = 2
+    exact_split_bg = true.copy()
+    exact_split_bg[:, :4][true[:, :4] == 0] = 3                  # objects exact, background cut in two
+    merged = np.where(true > 0, 1, 0)                             # both objects in one cluster
+    grid = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 3, axis=0), 3, axis=1)[:6, :8]  # a fixed 2x3 grid
+    grid = np.pad(grid, ((0, 0), (0, max(0, 8 - grid.shape[1]))), mode="edge")
+    return {"objects exact, background split": exact_split_bg, "objects merged": merged,
+            "fixed grid": grid}, true
+
+
+def cluster_table() -> pd.DataFrame:
+    """ARI, FG-ARI, mBO and mIoU of each example partition."""
+    from setok.eval.segmentation import ari, fg_ari, mbo, miou
+
+    partitions, true = cluster_example()
+    return pd.DataFrame([{"partition": name, "ARI": ari(p, true), "FG-ARI": fg_ari(p, true), "mBO": mbo(p, true),
+                          "mIoU": miou(p, true)} for name, p in partitions.items()]).set_index("partition")
