@@ -50,7 +50,7 @@ def test_pope_bad_inputs():
 
 @pytest.mark.parametrize("answer, parsed", [
     ("Yes", "yes"), ("no.", "no"), ("Yes, there is", "yes"), ("No, it is not", "no"),
-    ("The answer is yes", "other"), ("", "other"),
+    ("The answer is yes", "other"), ("", "other"), ("   yes", "other"),  # official: no strip before [:4]
 ])
 def test_mme_parsing(answer, parsed):
     assert parse_mme_answer(answer) == parsed

@@ -1,9 +1,10 @@
 """MME scores: per-subtask acc and acc+, perception and cognition totals (SPEC §5.1).
 
 The rule (Fu et al. 2023, the official ``calculation.py``): every image comes with two yes/no questions (one
-answered "yes", one "no"). An answer is parsed as: lower-case, strip, remove periods; "yes"/"no" as is;
-otherwise the first four characters decide ("yes" in them -> yes, else "no" in them -> no), else "other",
-which is wrong. For a subtask, ``acc`` is the percentage of questions right and ``acc+`` the percentage of
+answered "yes", one "no"). An answer is lower-cased; "yes"/"no" count as they are; otherwise its first four
+characters decide ("yes" in them -> yes, else "no" in them -> no), else it is "other", which is wrong. (lmms-eval
+also strips spaces and periods first; that changes the label only of answers like ``"  yes"``.)
+For a subtask, ``acc`` is the percentage of questions right and ``acc+`` the percentage of
 images with *both* questions right; its score is ``acc + acc+`` (at most 200). Perception sums the 10
 perception subtasks (at most 2000), cognition the 4 cognition subtasks (at most 800). Totals over a partial
 set of subtasks are flagged.
@@ -26,7 +27,7 @@ COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation
 
 def parse_mme_answer(answer: str) -> str:
     """Official MME parsing: "yes", "no" or "other"."""
-    text = (answer or "").lower().strip().replace(".", "")
+    text = (answer or "").lower()
     if text in ("yes", "no"):
         return text
     prefix = text[:4]
