@@ -59,11 +59,40 @@ def tokenize(captions: Mapping[Any, Sequence[str]],
             log.warning("java not found: captions are tokenised with %s; CIDEr is not exactly comparable",
                         FALLBACK_LABEL)
         return {k: [fallback_tokenize(c) for c in v] for k, v in captions.items()}, FALLBACK_LABEL
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    return _ptb_tokenize(captions), PTB_LABEL
 
-    # The wrapper joins all captions with newlines and splits the output back by line.
-    wrapped = {k: [{"caption": c.replace("\n", " ")} for c in v] for k, v in captions.items()}
-    return PTBTokenizer().tokenize(wrapped), PTB_LABEL
+
+def _ptb_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str]]:
+    """Run the Stanford PTB tokenizer that ships with pycocoevalcap, as its wrapper does, but quietly.
+
+    Same jar and flags as ``pycocoevalcap/tokenizer/ptbtokenizer.py`` (one caption per line, ``-preserveLines
+    -lowerCase``, then the punctuation tokens dropped); the input goes through a private temporary file instead
+    of one written next to the jar, and the tokenizer's progress line on stderr is captured.
+    """
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import pycocoevalcap.tokenizer.ptbtokenizer as ptb
+
+    jar = Path(ptb.__file__).with_name(ptb.STANFORD_CORENLP_3_4_1_JAR)
+    keys = [k for k, v in captions.items() for _ in v]
+    lines = [c.replace("\n", " ").replace("\r", " ") for v in captions.values() for c in v]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "captions.txt"
+        src.write_text("\n".join(lines))
+        cmd = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
+               str(src)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"PTB tokenizer failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    out_lines = proc.stdout.split("\n")
+    if len(out_lines) < len(lines):
+        raise RuntimeError(f"PTB tokenizer returned {len(out_lines)} lines for {len(lines)} captions")
+    out: dict[Any, list[str]] = {}
+    for k, line in zip(keys, out_lines, strict=False):
+        out.setdefault(k, []).append(" ".join(w for w in line.rstrip().split(" ") if w not in PTB_PUNCTUATION))
+    return out
 
 
 def score_captions(predictions: Mapping[Any, str], references: Mapping[Any, Sequence[str]],
