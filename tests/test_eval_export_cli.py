@@ -7,7 +7,7 @@ import pytest
 from setok.cli import main
 from setok.eval import TASKS, get_scorer
 from setok.eval.export import export_gqa, export_nocaps, export_vqav2, write_jsonl, write_submission
-from setok.eval.reported import load_table, pivot_reported
+from setok.eval.reported import LONG_TABLES, load_table, pivot_reported
 from setok.eval.vqa import score_vqa
 
 
@@ -54,6 +54,11 @@ def test_reported_tables():
     assert wide.loc[("SETOKIM", "13B"), ("POPE", "", "score")] == "89.1"
     assert wide.loc[("LLaVA-1.5", "7B"), ("POPE", "", "score")] == "-"
     assert load_table(7).columns[0] == "table"
+    for n in LONG_TABLES:  # every printed cell lands in exactly one place of the wide table
+        long = load_table(n)
+        wide = pivot_reported(long, with_markers=False)
+        assert wide.notna().to_numpy().sum() == long["value"].notna().sum()
+        assert wide.to_numpy(dtype=float)[wide.notna().to_numpy()].sum() == pytest.approx(long["value"].sum())
     with pytest.raises(ValueError, match="tables 1-9"):
         load_table(10)
 
