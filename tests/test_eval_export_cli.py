@@ -143,11 +143,14 @@ def test_cli_vision_tasks(tmp_path, capsys):
     np = pytest.importorskip("numpy")
     from PIL import Image
 
-    boxes_ref = _write(tmp_path / "rc.json", [{"id": "a", "box": [0, 0, 10, 10]}, {"id": "b", "box": [0, 0, 10, 10]}])
+    boxes_ref = _write(tmp_path / "rc.json", [{"id": "a", "box": [0, 0, 10, 10], "split": "testA"},
+                                              {"id": "b", "box": [0, 0, 10, 10], "split": "testB"}])
     boxes_pred = _write(tmp_path / "rc_pred.json", [{"id": "a", "box": [1, 1, 10, 10]},   # IoU 81/119: hit
                                                     {"id": "b", "box": [5, 0, 10, 10]}])  # IoU 1/3: miss
     assert main(["eval", "score", "--task", "refcoco", "--pred", boxes_pred, "--ref", boxes_ref]) == 0
-    assert json.loads(capsys.readouterr().out)["acc@0.5"] == pytest.approx(50.0)
+    out = json.loads(capsys.readouterr().out)
+    assert out["acc@0.5"] == pytest.approx(50.0)
+    assert out["acc@0.5/testA"] == 100.0 and out["acc@0.5/testB"] == 0.0
 
     seg_ref = _write(tmp_path / "rs.json", [{"id": "x", "mask": [[1, 1], [0, 0]]},
                                             {"id": "y", "mask": [[0, 0], [0, 0]]}])

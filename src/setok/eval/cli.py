@@ -24,7 +24,8 @@ References, per task:
 - mme: records ``{id, subtask, image, label: yes/no}`` (two questions per image).
 - mmbench: records ``{index, answer: letter, options: {A: text, ...} (or columns A, B, ...), category?,
   group?}``.
-- refcoco, refcoco+, refcocog: records ``{id, box: [x, y, w, h]}``.  reasonseg: records ``{id, mask}``.
+- refcoco, refcoco+, refcocog: records ``{id, box: [x, y, w, h], split?: val/testA/testB}`` (with splits,
+  Acc@0.5 is also reported per split).  reasonseg: records ``{id, mask}``.
 - t2i: ``--pred`` and ``--ref`` are folders of images (png/jpg); FID over the two sets, CLIP-I over files whose
   names match. ``--inception-path`` / ``--clip-path`` name local standard weights; without them a non-standard
   extractor is used and the output says ``"standard": false``.
@@ -172,6 +173,10 @@ def score_files(task: str, pred_path: str | Path, ref_path: str | Path | None, *
     """Score a predictions file against a references file with the task's official rule."""
     scorer = get_scorer(task)
     refs = load_references(task, ref_path) if ref_path is not None else None
+    if task in ("refcoco", "refcoco+", "refcocog") and "splits" not in kwargs:
+        records = read_records(ref_path)
+        if isinstance(records, list) and records and all(isinstance(r, dict) and "split" in r for r in records):
+            kwargs = {**kwargs, "splits": {k: v["split"] for k, v in to_mapping(records, None, "references").items()}}
     return scorer(load_predictions(task, pred_path), refs, **kwargs)
 
 
