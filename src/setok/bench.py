@@ -233,3 +233,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("--shapes", nargs="*", choices=sorted(SHAPES), help="shape sets (default: the profile's)")
     tok.add_argument("--repeats", type=int, help="timed repeats per computation (default: per shape set)")
     tok.set_defaults(func=_cli)
+
+
+def load_or_run(profile: str):
+    """The tokenizer benchmark table of a profile: read from results, or (smoke only) run now."""
+    import pandas as pd
+
+    from setok.book.results import results_root
+
+    path = results_root() / profile / "bench" / "tokenizer.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    if profile == "smoke":
+        return run_tokenizer_bench("smoke")
+    raise FileNotFoundError(f"benchmark results not found: {path}; run `setok bench tokenizer --profile {profile}` "
+                            f"(or `make bench PROFILE={profile}`)")
