@@ -27,3 +27,31 @@ def test_bench_writes_results(tmp_path, monkeypatch):
     assert (table["speedup_vs_loop"] > 0).all() and (tmp_path / "smoke" / "bench" / "run.json").is_file()
     with pytest.raises(ValueError, match="unknown shape set"):
         run_tokenizer_bench("smoke", shape_sets=["huge"])
+
+
+def test_readme_quotes_the_committed_benchmark():
+    """The README's table is generated from results/mini/bench/tokenizer.csv, so it cannot drift from it."""
+    from setok.bench import README_END, README_START, readme_section
+    from setok.book.results import repo_root, results_root
+
+    csv = results_root() / "mini" / "bench" / "tokenizer.csv"
+    if not csv.is_file():
+        pytest.skip("no mini benchmark results in this checkout")
+    text = (repo_root() / "README.md").read_text()
+    section = text[text.index(README_START): text.index(README_END) + len(README_END)]
+    assert section == readme_section(pd.read_csv(csv))
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path):
+    from setok.bench import README_END, README_START, update_readme
+
+    table = pd.DataFrame([dict(shape_set="mini", batch=2, num_patches=4, dim=8, mean_tokens=2.0, batched_s=0.1,
+                               loop_s=0.3, dense_s=0.05, speedup_vs_loop=3.0, ratio_to_dense=2.0, device="cpu")])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\noutro\n")
+    assert update_readme(table, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "3.00x" in text and "old" not in text
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers")
+    assert not update_readme(table, plain) and plain.read_text() == "no markers"
