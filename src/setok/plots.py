@@ -30,6 +30,17 @@ def token_map(image: np.ndarray, labels: Tensor, grid: tuple[int, int], alpha: f
     return mark_boundaries(out, lab, color=(1, 1, 1), mode="inner")
 
 
+def show_images(images: list[np.ndarray], titles: list[str], size: float = 2.6) -> Figure:
+    """A row of images with titles."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size), squeeze=False)
+    for ax, img, title in zip(axes[0], images, titles, strict=True):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def show_token_maps(images: list[np.ndarray], labels: Tensor, grid: tuple[int, int], titles: list[str],
                     ncols: int = 4, size: float = 2.6) -> Figure:
     """A grid of token maps, one per image."""

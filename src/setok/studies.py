@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from setok.baselines import ClusteringConfig, cluster
 from setok.clustering import DensityPeaks, hard_assignment, one_hot_masks
