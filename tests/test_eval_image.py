@@ -95,7 +95,7 @@ def test_fid_on_images_identical_zero_and_labelled():
     assert out["standard"] is False and out["extractor"].startswith("random-conv")
     darker = fid(imgs, imgs * 0.5)
     assert darker["fid"] > 1e-3
-    assert out["num_pred"] == 12 and out["num_ref"] == 12
+    assert out["num_pred"] == 12 and out["num_ref"] == 12 and out["feature_dim"] == 64
 
 
 def test_clip_i_identical_is_one_with_fallback_and_encoder():

@@ -369,13 +369,15 @@ def fid_from_features(feats1: Any, feats2: Any) -> float:
 def fid(preds: Any, refs: Any, extractor: Extractor | None = None, batch_size: int = 32) -> dict[str, Any]:
     """Text-to-image FID between generated and reference image sets (unpaired) (SPEC §5.1).
 
-    Returns ``{"fid", "num_pred", "num_ref", "extractor", "standard"}``; with ``extractor=None`` the
+    Returns ``{"fid", "num_pred", "num_ref", "feature_dim", "extractor", "standard"}``; with ``extractor=None`` the
     non-standard random-projection CNN is used.
     """
     extractor = extractor or RandomConvExtractor()
     f1 = extract_features(extractor, preds, batch_size, "preds")
     f2 = extract_features(extractor, refs, batch_size, "refs")
-    return {"fid": fid_from_features(f1, f2), "num_pred": len(f1), "num_ref": len(f2), **_label(extractor)}
+    # feature_dim beside the counts: with fewer samples than dimensions the covariances are singular (guarded)
+    return {"fid": fid_from_features(f1, f2), "num_pred": len(f1), "num_ref": len(f2), "feature_dim": f1.shape[1],
+            **_label(extractor)}
 
 
 # ------------------------------------------------------------------------------------------- CLIP-I and L1
