@@ -344,3 +344,34 @@ def cluster_table() -> pd.DataFrame:
     partitions, true = cluster_example()
     return pd.DataFrame([{"partition": name, "ARI": ari(p, true), "FG-ARI": fg_ari(p, true), "mBO": mbo(p, true),
                           "mIoU": miou(p, true)} for name, p in partitions.items()]).set_index("partition")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# FLOPs: setok.eval.flops against Table 5's TFLOPs column
+# ---------------------------------------------------------------------------------------------------------------------
+def flops_comparison(llm: str = "vicuna-7b", num_text_tokens: int = 64) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Table 5's rows with the paper's TFLOPs next to our paper-scale count (meta device) for the same token count.
+
+    Returns the table and the marginal cost of one visual token (GFLOPs per token) fitted over the Fixed rows,
+    for the paper's numbers and ours.
+    """
+    import numpy as np
+
+    from setok.eval.flops import flops_table
+    from setok.eval.reported import load_table
+
+    t5 = load_table(5)
+    wide = t5.pivot_table(index="method", columns="metric", values="value", aggfunc="first", sort=False)
+    wide = wide[["n_clusters", "TFLOPs"]].dropna()
+    tokens = sorted({int(k) for k in wide["n_clusters"]})
+    ours = flops_table("paper", num_visual_tokens=tokens, num_text_tokens=num_text_tokens, llm=llm,
+                       patch_baseline=False).set_index("num_visual_tokens")
+    table = pd.DataFrame({"visual tokens": wide["n_clusters"].astype(int), "paper TFLOPs": wide["TFLOPs"]})
+    table["our TFLOPs"] = [float(ours.loc[k, "total_tflops"]) for k in table["visual tokens"]]
+    table["our LLM prefill share"] = [float(ours.loc[k, "llm_prefill"] / ours.loc[k, "total"])
+                                      for k in table["visual tokens"]]
+    fixed = table[table.index.str.startswith("Fixed")]
+    slopes = {"paper_gflops_per_token": 1e3 * float(np.polyfit(fixed["visual tokens"], fixed["paper TFLOPs"], 1)[0]),
+              "our_gflops_per_token": 1e3 * float(np.polyfit(fixed["visual tokens"], fixed["our TFLOPs"], 1)[0])}
+    table.index.name = "Table 5 row"
+    return table, slopes
