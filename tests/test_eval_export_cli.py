@@ -130,6 +130,8 @@ def test_cli_other_tasks(tmp_path, capsys):
     assert json.loads(sub.read_text()) == [{"questionId": "201", "prediction": "left"}]
     assert main(["eval", "export", "--task", "mmvet", "--pred", gqa_pred, "--out", str(tmp_path / "v.json")]) == 0
     assert "needs a GPT-4 judge" in capsys.readouterr().err
+    assert main(["eval", "score", "--task", "mmvet", "--pred", gqa_pred, "--ref", gqa_pred]) == 2
+    assert "mmvet is not scored here: MM-Vet needs a GPT-4 judge" in capsys.readouterr().err
 
     dup = _write(tmp_path / "dup.jsonl", [{"question_id": 1, "answer": "a"}, {"question_id": 1, "answer": "b"}],
                  jsonl=True)

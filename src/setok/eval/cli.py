@@ -181,6 +181,9 @@ def score_files(task: str, pred_path: str | Path, ref_path: str | Path | None, *
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.task in EXPORT_ONLY:
+        raise ValueError(f"{args.task} is not scored here: {EXPORT_ONLY[args.task]} (setok eval export --task "
+                         f"{args.task} ...)")
     if args.ref is None and not (args.task == "editing" and args.benchmark == "emu-edit"):
         raise ValueError(f"--ref is required for task {args.task!r}")
     kwargs: dict[str, Any] = {"tokenizer": args.tokenizer} if args.task in CAPTION_TASKS else {}
@@ -230,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     all_tasks = sorted(TASKS) + sorted(EXPORT_ONLY)
     score = verbs.add_parser("score", help="print the metrics of a predictions file", description=__doc__,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    score.add_argument("--task", required=True, choices=sorted(TASKS))
+    score.add_argument("--task", required=True, choices=all_tasks)
     score.add_argument("--pred", required=True, help="predictions (.json or .jsonl)")
     score.add_argument("--ref", help="references (.json/.jsonl, or an image folder), format per task above")
     score.add_argument("--out", help="also write the metrics to this JSON file")
