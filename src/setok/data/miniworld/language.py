@@ -141,7 +141,8 @@ def captions(scene: dict[str, Any], rng: np.random.Generator, k: int = 5) -> lis
     if rels:
         i, rel, j = rels[int(rng.integers(len(rels)))]
         a, b = article(phrase(objects[i], size=False)), article(phrase(objects[j], size=False))
-        out.append(f"{a.capitalize()} {rel} {b}.")
+        words = {"left of": "to the left of", "right of": "to the right of"}.get(rel, rel)
+        out.append(f"{a.capitalize()} {words} {b}.")
     else:
         out.append(f"{article(phrase(near)).capitalize()} in the {region(near['x'], near['y'])} of the image.")
     # 5. occlusion, else colour counts
