@@ -132,3 +132,15 @@ def test_bad_inputs_raise_clear_errors():
         MiniWorldDataset(n=2)[2]
     with pytest.raises(ValueError, match="non-empty batch"):
         collate([])
+
+
+def test_config_sections_and_bad_values():
+    from setok.data.miniworld.config import MiniWorldConfig, from_profile
+
+    assert from_profile("smoke").resolution == 32 and from_profile("mini").resolution == 64
+    with pytest.raises(ValueError, match="data.miniworld.resolution must be >= 16"):
+        MiniWorldConfig(resolution=8)
+    with pytest.raises(ValueError, match="data.miniworld.n_val must be >= 1"):
+        MiniWorldConfig(n_val=0)
+    with pytest.raises(ValueError, match="unknown config key"):
+        from_profile("smoke", ["data.miniworld.colours=3"])

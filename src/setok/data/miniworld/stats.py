@@ -129,3 +129,28 @@ def example_records(root: Any, split: str) -> dict[str, Any]:
         "llava_mix": first_json(f"llava/llava_v1_5_mix_{split}.json")[:3],
         "llava_pretrain": first_json(f"llava/blip_laion_cc_sbu_{split}.json")[0],
     }
+
+
+def recompose_error(split: str, n: int, resolution: int, seed: int = 0) -> float:
+    """Largest |image - (w_bg * background + sum_i w_i * colour_i)| over ``n`` rendered images (should be ~1e-7)."""
+    from setok.data.miniworld.dataset import make_example
+    from setok.data.miniworld.render import colour_rgb
+
+    worst = 0.0
+    for index in range(n):
+        scene, r = make_example(split, index, seed, resolution)
+        image = r.background * (1 - r.weights.sum(0))[..., None]
+        for i, obj in enumerate(scene["objects"]):
+            image = image + r.weights[i][..., None] * colour_rgb(obj["colour"])
+        worst = max(worst, float(np.abs(np.clip(image, 0, 1) - r.image).max()))
+    return worst
+
+
+def split_overlap(n: int, seed: int = 0) -> pd.DataFrame:
+    """For each split, how many of its images contain at least one held-out pair (0 outside 'compositional')."""
+    rows = []
+    for split in ("train", "val", "test", "compositional"):
+        table = object_table(split, n, seed)
+        held = table.groupby("index")["held_out"].any()
+        rows.append({"split": split, "images": int(held.size), "with_held_out_pair": int(held.sum())})
+    return pd.DataFrame(rows)
