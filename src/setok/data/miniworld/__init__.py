@@ -9,8 +9,9 @@ Modules: ``scene`` (vocabulary, splits, sampling), ``render`` (pixels and masks)
 captions), ``dataset`` (torch Dataset + collate).
 """
 
-from setok.data.miniworld.dataset import MiniWorldDataset, collate, make_example
-from setok.data.miniworld.render import Rendered, annotate_scene, render_scene
+from typing import Any
+
+from setok.data.miniworld.render import Rendered, annotate_scene, make_example, render_scene
 from setok.data.miniworld.scene import (
     COLOUR_NAMES,
     HELD_OUT_PAIRS,
@@ -19,6 +20,17 @@ from setok.data.miniworld.scene import (
     SPLITS,
     sample_scene,
 )
+
+_TORCH = {"MiniWorldDataset", "collate"}  # from .dataset, imported on first use (torch is heavy)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH:
+        from setok.data.miniworld import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'setok.data.miniworld' has no attribute {name!r}")
+
 
 __all__ = [
     "COLOUR_NAMES", "HELD_OUT_PAIRS", "SHAPES", "SIZE_NAMES", "SPLITS", "MiniWorldDataset", "Rendered",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from setok.data.miniworld.scene import COLOURS, shape_mask
+from setok.data.miniworld.scene import COLOURS, MAX_OBJECTS, sample_scene, shape_mask
 
 SUPERSAMPLE = 4
 MIN_RESOLUTION = 16
@@ -156,3 +156,11 @@ def annotate_scene(scene: dict[str, Any], rendered: Rendered) -> dict[str, Any]:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """A float image in [0, 1] as uint8 (rounded), for PNG files."""
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def make_example(split: str, index: int, seed: int, resolution: int,
+                 max_objects: int = MAX_OBJECTS) -> tuple[dict[str, Any], Rendered]:
+    """Sample, render and annotate image ``index``: returns (scene graph with pixel annotations, Rendered)."""
+    scene = sample_scene(split, index, seed, max_objects=max_objects)
+    rendered = render_scene(scene, resolution)
+    return annotate_scene(scene, rendered), rendered

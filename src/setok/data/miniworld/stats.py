@@ -60,7 +60,8 @@ def throughput(resolution: int, n: int = 50, split: str = "train", seed: int = 0
     """Images per second on this machine (one process): scene sampling alone, sampling + rendering +
     annotating, and the torch Dataset's ``__getitem__`` (which adds captions and tensors). Two warm-up images
     are rendered first so imports and the photo cache do not count."""
-    from setok.data.miniworld.dataset import MiniWorldDataset, make_example
+    from setok.data.miniworld.dataset import MiniWorldDataset
+    from setok.data.miniworld.render import make_example
 
     for index in range(2):
         make_example(split, index, seed, resolution)
@@ -133,8 +134,7 @@ def example_records(root: Any, split: str) -> dict[str, Any]:
 
 def recompose_error(split: str, n: int, resolution: int, seed: int = 0) -> float:
     """Largest |image - (w_bg * background + sum_i w_i * colour_i)| over ``n`` rendered images (should be ~1e-7)."""
-    from setok.data.miniworld.dataset import make_example
-    from setok.data.miniworld.render import colour_rgb
+    from setok.data.miniworld.render import colour_rgb, make_example
 
     worst = 0.0
     for index in range(n):
