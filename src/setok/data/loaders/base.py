@@ -10,6 +10,7 @@ Nothing is ever lost silently: ``Records.report.summary()`` says what was skippe
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,4 +264,6 @@ def decode_segmentation(seg: Any, height: int, width: int):
         rle = dict(seg)
         if isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
-    return mask_utils.decode(rle)  # (H, W) uint8
+    with warnings.catch_warnings():  # pycocotools 2.0.x + numpy 2: DeprecationWarning about __array__(copy=)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle)  # (H, W) uint8

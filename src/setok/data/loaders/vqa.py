@@ -125,10 +125,10 @@ def load_vqa_v2(
     seen: set[Any] = set()
     for i, q in enumerate(questions):
         rid = q.get("question_id", f"questions[{i}]") if isinstance(q, dict) else f"questions[{i}]"
+        seen.add(rid)  # its annotation is not an orphan, even if the question itself is skipped
         if not isinstance(q, dict) or not all(k in q for k in ("question_id", "image_id", "question")):
             report.problem("missing_field", qpath, rid, "question needs question_id, image_id, question")
             continue
-        seen.add(q["question_id"])
         if not nonempty_str(q["question"]):
             report.problem("empty_text", qpath, rid, "empty question")
             continue
