@@ -52,3 +52,26 @@ def test_top_level_must_be_a_list(tmp_path):
     path.write_text('{"id": 1}')
     with pytest.raises(MalformedRecordError, match="expected a list of records, got dict"):
         load_llava_pretrain(path)
+
+
+def test_setokim_target_image_extension(tmp_path):
+    """Generation / editing turns: ``target_image`` + one <image> in a gpt turn (absent from real files)."""
+    p = build_llava(tmp_path)
+    data = [
+        {"id": "e1", "image": "00000/000000001.jpg", "target_image": "00000/000000002.jpg", "task": "edit",
+         "conversations": [{"from": "human", "value": "<image>\nmake it blue"}, {"from": "gpt", "value": "<image>"}]},
+        {"id": "t1", "target_image": "00000/000000002.jpg",
+         "conversations": [{"from": "human", "value": "Draw a circle."}, {"from": "gpt", "value": "<image>"}]},
+        {"id": "bad", "conversations": [{"from": "human", "value": "Draw."}, {"from": "gpt", "value": "<image>"}]},
+        {"id": "gone", "target_image": "00000/404.jpg",
+         "conversations": [{"from": "human", "value": "Draw."}, {"from": "gpt", "value": "<image>"}]},
+    ]
+    path = p["json"].with_name("mix.json")
+    path.write_text(__import__("json").dumps(data))
+    recs = load_llava_instruct(path, p["images"], on_error="skip")
+    assert [r.id for r in recs] == ["e1", "t1"]
+    assert recs[0].extra == {"task": "edit"} and recs[0].open_target().size == (16, 24)
+    assert recs[1].image is None and recs[1].target_path == p["images"] / "00000/000000002.jpg"
+    assert recs.report.counts == {"bad_conversation": 1, "missing_image": 1}
+    with pytest.raises(MalformedRecordError, match=re.escape(f"{path}: record bad: bad_conversation: gpt turns")):
+        load_llava_instruct(path, p["images"])

@@ -11,13 +11,19 @@ Real files (``liuhaotian/LLaVA-Pretrain``, ``liuhaotian/LLaVA-Instruct-150K``)::
 
 Checks: turns alternate human/gpt starting with human; every value is a non-empty string; an image record
 has exactly one ``<image>`` token, in a human turn (LLaVA moves it to the front when tokenising), and a
-text-only record none.
+text-only record none in human turns.
+
+SeTokim extension (SPEC §2-3, generation and editing turns; absent from the real files, so real records are
+unaffected): an optional ``target_image`` (relative like ``image``) is the image the assistant produces; its
+``<image>`` token sits in a gpt turn. Real records have no ``target_image`` and so no ``<image>`` in gpt turns.
+Extra keys (``model``, ``task``, ...) are kept in ``extra``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from setok.data.loaders.base import (
     IMAGE_TOKEN,
@@ -28,6 +34,7 @@ from setok.data.loaders.base import (
     make_config,
     new_report,
     nonempty_str,
+    open_rgb,
     read_json_file,
 )
 
@@ -48,13 +55,22 @@ class ConversationRecord(ImageMixin):
     image: str | None
     image_path: Path | None
     conversations: list[Turn]
+    target_image: str | None = None  # SeTokim extension: the image a gpt turn generates / edits into
+    target_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_image(self) -> bool:
         return self.image is not None
 
+    def open_target(self):
+        """The generated / edited target image (SeTokim extension) as an RGB PIL image."""
+        if self.target_path is None:
+            raise FileNotFoundError(f"record {self.id} has no target_image")
+        return open_rgb(self.target_path)
 
-def _conversation_problem(conv: object, has_image: bool) -> tuple[str, str] | None:
+
+def _conversation_problem(conv: object, has_image: bool, has_target: bool = False) -> tuple[str, str] | None:
     """(kind, detail) of what is wrong with a ``conversations`` list, or None."""
     if not isinstance(conv, list) or not conv:
         return "missing_field", "conversations must be a non-empty list"
@@ -66,12 +82,15 @@ def _conversation_problem(conv: object, has_image: bool) -> tuple[str, str] | No
             return "bad_conversation", f"turn {j} is from {turn['from']!r}, expected {expected!r}"
         if not nonempty_str(turn["value"]):
             return "empty_text", f"turn {j} ({turn['from']}) is empty"
-    n_tokens = sum(turn["value"].count(IMAGE_TOKEN) for turn in conv)
     n_human = sum(turn["value"].count(IMAGE_TOKEN) for turn in conv[0::2])
-    if has_image and (n_tokens != 1 or n_human != 1):
-        return "bad_conversation", f"image record needs one {IMAGE_TOKEN} in a human turn (found {n_tokens})"
-    if not has_image and n_tokens:
-        return "bad_conversation", f"text-only record contains {n_tokens} {IMAGE_TOKEN} token(s)"
+    n_gpt = sum(turn["value"].count(IMAGE_TOKEN) for turn in conv[1::2])
+    if has_image and n_human != 1:
+        return "bad_conversation", f"image record needs one {IMAGE_TOKEN} in human turns (found {n_human})"
+    if not has_image and n_human:
+        return "bad_conversation", f"record without image has {n_human} {IMAGE_TOKEN} token(s) in human turns"
+    if n_gpt != int(has_target):
+        want = "one" if has_target else "no"
+        return "bad_conversation", f"gpt turns need {want} {IMAGE_TOKEN} (found {n_gpt}; target_image: {has_target})"
     return None
 
 
@@ -99,20 +118,26 @@ def load_llava(
         if not isinstance(rec, dict) or "id" not in rec or "conversations" not in rec:
             report.problem("missing_field", path, rid, "record needs 'id' and 'conversations'")
             continue
-        image = rec.get("image")
-        if image is not None and not nonempty_str(image):
-            report.problem("missing_field", path, rid, f"'image' must be a relative path (got {image!r})")
+        image, target = rec.get("image"), rec.get("target_image")
+        bad = next(
+            (k for k, v in (("image", image), ("target_image", target)) if v is not None and not nonempty_str(v)), None
+        )
+        if bad:
+            report.problem("missing_field", path, rid, f"'{bad}' must be a relative path (got {rec[bad]!r})")
             continue
-        problem = _conversation_problem(rec["conversations"], image is not None)
+        problem = _conversation_problem(rec["conversations"], image is not None, target is not None)
         if problem:
             report.problem(problem[0], path, rid, problem[1])
             continue
         image_path = root / image if (root is not None and image is not None) else None
-        if config.check_images and image_path is not None and not image_path.is_file():
-            report.problem("missing_image", path, rid, f"no file {image_path}")
+        target_path = root / target if (root is not None and target is not None) else None
+        absent = next((p for p in (image_path, target_path) if p is not None and not p.is_file()), None)
+        if config.check_images and absent is not None:
+            report.problem("missing_image", path, rid, f"no file {absent}")
             continue
         turns = [Turn(t["from"], t["value"]) for t in rec["conversations"]]
-        out.append(ConversationRecord(str(rec["id"]), image, image_path, turns))
+        extra = {k: v for k, v in rec.items() if k not in ("id", "image", "target_image", "conversations")}
+        out.append(ConversationRecord(str(rec["id"]), image, image_path, turns, target, target_path, extra))
     return Records(out, report)
 
 
