@@ -5,7 +5,7 @@ from _loader_fixtures import build_coco, build_pope
 
 from setok.cli import main
 from setok.config import load_profile
-from setok.doctor import CHECKPOINTS, DATASETS, check_path, run_doctor
+from setok.doctor import CHECKPOINTS, DATASETS, check_path, path_keys, run_doctor
 
 
 def test_mini_needs_nothing_external(capsys):
@@ -51,8 +51,10 @@ def test_paper_table_with_tmp_config(tmp_path, capsys):
     cfg.pop("profile")
     cfg_file.write_text(yaml.safe_dump(cfg))
 
-    rows = {r.key: r for r in run_doctor(load_profile("paper", path=cfg_file))}
-    assert len(rows) == len(CHECKPOINTS) + len(DATASETS) + 2  # + my_extra + tokenizer.encoder_path
+    resolved = load_profile("paper", path=cfg_file)
+    rows = {r.key: r for r in run_doctor(resolved)}
+    assert "tokenizer.encoder_path" in path_keys(resolved)
+    assert len(rows) == len(CHECKPOINTS) + len(DATASETS) + 1 + len(path_keys(resolved))  # + my_extra
     status = {k: r.status for k, r in rows.items()}
     assert status["paths.checkpoints.siglip"] == "present"
     assert status["paths.checkpoints.inception"] == "present"

@@ -1,8 +1,8 @@
 """``setok doctor``: are the checkpoints and datasets the profile needs where the config says? (SPEC §4, §6)
 
 At ``paper`` scale every path lives in the ``paths:`` section of ``configs/paper.yaml`` (``paths.checkpoints.*``,
-``paths.datasets.*``) plus any ``*_path`` key of another section (e.g. ``tokenizer.encoder_path``). Each known key
-has an expected structure (a Hugging Face model folder needs ``config.json`` and weights, COCO needs
+``paths.datasets.*``) plus any ``*_path`` / ``*_root`` key of another section (e.g. ``tokenizer.encoder_path``).
+Each known key has an expected structure (a Hugging Face model folder needs ``config.json`` and weights, COCO needs
 ``annotations/`` and the image folders, ...); the doctor checks it and prints one table row per path: present /
 missing / incomplete, the path looked at, what was expected and the first thing not found. It never downloads.
 
@@ -159,14 +159,18 @@ def check_path(key: str, path: str | Path | None, expected: str, requirements: l
     return DoctorRow(key, str(root), "present", expected)
 
 
+SKIP_SECTIONS = ("paths", "data.miniworld")  # checked by structure / written by the mini-world generator
+
+
 def path_keys(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Every ``*_path`` key outside ``paths:`` (e.g. ``tokenizer.encoder_path``), dotted -> value."""
+    """Every ``*_path`` / ``*_root`` key outside ``paths:`` (e.g. ``tokenizer.encoder_path``), dotted -> value."""
     out: dict[str, Any] = {}
     for key, value in cfg.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted != "paths":
-            out.update(path_keys(value, dotted + "."))
-        elif str(key).endswith("_path"):
+        if isinstance(value, dict):
+            if dotted not in SKIP_SECTIONS:
+                out.update(path_keys(value, dotted + "."))
+        elif str(key).endswith(("_path", "_root")):
             out[dotted] = value
     return out
 
@@ -235,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
             print(format_table(rows))
             print(f"{profile}: {len(rows)} path(s) set that the offline profile does not need")
         else:
-            print(f"{profile}: nothing external is needed ({n_keys} *_path key(s), all null; no paths: section)")
+            print(f"{profile}: nothing external is needed ({n_keys} *_path/*_root key(s), all null; no paths: section)")
         if args.roundtrip:
             print(f"{profile}: mini-world round trip read back: {roundtrip()}")
         return 1 if (args.strict and rows) else 0
