@@ -221,11 +221,12 @@ def check_local(cfg: dict[str, Any]) -> list[DoctorRow]:
 
 def roundtrip(n: int = 4, resolution: int = 32) -> str:
     """Write ``n`` mini-world scenes in every real format into a temp dir and read them back (SPEC §6)."""
-    from setok.data.loaders import load_miniworld, write_miniworld_sample
+    from setok.data.loaders import load_miniworld
+    from setok.data.miniworld.writers import write_miniworld
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_miniworld_sample(Path(tmp), n=n, resolution=resolution)
-        loaded = load_miniworld(Path(tmp), on_error="raise")
+        write_miniworld(Path(tmp), split="train", n=n, resolution=resolution, progress=False)
+        loaded = load_miniworld(Path(tmp), "train", on_error="raise")
         return ", ".join(f"{name} {len(recs)}" for name, recs in loaded.items())
 
 

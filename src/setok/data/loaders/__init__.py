@@ -10,6 +10,7 @@ file, the record id and the problem kind; ``"skip"`` drops it and counts it (``r
     load_refcoco                               refs(unc|umd|google).p + instances.json
     load_vqa_v2 / load_gqa / load_pope         VQA v2 questions + annotations / GQA balanced / POPE lines
     load_image_text                            CC3M / LAION pairs key.jpg + key.txt|json, folder / tar shards
+    load_miniworld / miniworld_paths           all of the above pointed at a mini-world folder (SPEC §6)
 """
 
 from setok.data.loaders.base import (
@@ -35,6 +36,7 @@ from setok.data.loaders.llava import (
     load_llava_instruct,
     load_llava_pretrain,
 )
+from setok.data.loaders.miniworld import load_miniworld, miniworld_paths
 from setok.data.loaders.refcoco import RefRecord, load_refcoco
 from setok.data.loaders.vqa import GQARecord, POPERecord, VQARecord, load_gqa, load_pope, load_vqa_v2
 
@@ -63,6 +65,8 @@ __all__ = [
     "load_llava",
     "load_llava_instruct",
     "load_llava_pretrain",
+    "load_miniworld",
+    "miniworld_paths",
     "load_pope",
     "load_refcoco",
     "load_vqa_v2",
