@@ -80,24 +80,33 @@ def require_keys(references: Mapping[Any, Mapping[str, Any]], keys: Iterable[str
 # ----------------------------------------------------------------------------------------------------
 # Files: JSON (a list of records or an object id -> value) or JSONL (one record per line)
 # ----------------------------------------------------------------------------------------------------
+def _read_jsonl(text: str, path: Path) -> list[Any]:
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+    return records
+
+
 def read_records(path: str | Path) -> list[dict[str, Any]] | dict[str, Any]:
-    """Read a ``.json`` file (list or object) or a ``.jsonl`` file (one JSON object per line)."""
+    """Read a ``.json`` file (list or object) or a ``.jsonl`` file (one JSON object per line).
+
+    A ``.json`` file holding one object per line (as the official POPE files do) is read as JSON lines.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     text = path.read_text()
     if path.suffix == ".jsonl":
-        records = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        return records
+        return _read_jsonl(text, path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several JSON values: JSON lines under a .json name
+            return _read_jsonl(text, path)
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
