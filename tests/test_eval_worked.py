@@ -55,3 +55,11 @@ def test_flops_slope_is_about_two_flops_per_parameter():
     assert slopes["paper_gflops_per_token"] < slopes["our_gflops_per_token"]
     # Vicuna-7B has 6.7e9 parameters: ~13.5 GFLOPs per extra token in the prefill (plus projector and attention)
     assert 12.0 < slopes["our_gflops_per_token"] < 15.0
+
+
+def test_blind_baselines_on_miniworld_files():
+    table = worked.blind_baselines(n=4)["value"]
+    assert table[("vqav2", "the majority human answer", "accuracy")] == pytest.approx(100.0)
+    assert table[("pope", '"Yes." to everything', "recall")] == 100.0  # "with a perfect recall"
+    assert table[("pope", '"Yes." to everything', "yes_ratio")] == 100.0
+    assert table[("pope", '"No." to everything', "yes_ratio")] == 0.0

@@ -375,3 +375,68 @@ def flops_comparison(llm: str = "vicuna-7b", num_text_tokens: int = 64) -> tuple
               "our_gflops_per_token": 1e3 * float(np.polyfit(fixed["visual tokens"], fixed["our TFLOPs"], 1)[0])}
     table.index.name = "Table 5 row"
     return table, slopes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files in the real formats: the mini world's val split, scored through the CLI's file readers
+# ---------------------------------------------------------------------------------------------------------------------
+POPE_SHOWN = ("accuracy", "precision", "recall", "f1", "yes_ratio")
+
+
+def blind_baselines(folder: Any = None, n: int = 8, resolution: int = 32, seed: int = 0) -> pd.DataFrame:
+    """Write the mini world's val split to ``folder``, then score blind answers (and the truth) from files.
+
+    Each predictions file is written next to the data and read back by :func:`setok.eval.cli.score_files`, the
+    path ``setok eval score`` takes; the blind answers show what a model that ignores the image scores. With
+    ``folder=None`` everything goes to a temporary folder that is removed afterwards.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from setok.data.miniworld.writers import write_miniworld
+    from setok.eval.cli import score_files
+
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="setok-blind-") as tmp:
+            return blind_baselines(tmp, n=n, resolution=resolution, seed=seed)
+    folder = Path(folder)
+    write_miniworld(folder, split="val", n=n, resolution=resolution, seed=seed, progress=False)
+    preds_dir = folder / "predictions"
+    preds_dir.mkdir(parents=True, exist_ok=True)
+    vqa_ref = folder / "vqav2" / "v2_mscoco_val_annotations.json"
+    gqa_ref = folder / "gqa" / "val_balanced_questions.json"
+    pope_ref = folder / "pope" / "val" / "coco_pope_adversarial.json"
+    cap_ref = folder / "coco" / "annotations" / "captions_val.json"
+    vqa_anns = json.loads(vqa_ref.read_text())["annotations"]
+    gqa_qs = json.loads(gqa_ref.read_text())
+    pope_qs = [json.loads(line) for line in pope_ref.read_text().splitlines() if line.strip()]
+    image_ids = sorted({a["image_id"] for a in json.loads(cap_ref.read_text())["annotations"]})
+
+    def write(name: str, obj: Any) -> Path:
+        path = preds_dir / name
+        path.write_text(json.dumps(obj))
+        return path
+
+    runs = [
+        ("vqav2", "the majority human answer", write("vqav2_truth.json", [
+            {"question_id": a["question_id"], "answer": a["multiple_choice_answer"]} for a in vqa_anns]), vqa_ref,
+         ("accuracy",)),
+        ("vqav2", '"yes" to everything', write("vqav2_yes.json", [
+            {"question_id": a["question_id"], "answer": "yes"} for a in vqa_anns]), vqa_ref, ("accuracy",)),
+        ("gqa", '"yes" to everything', write("gqa_yes.json", {q: "yes" for q in gqa_qs}), gqa_ref, ("accuracy",)),
+        ("pope", '"Yes." to everything', write("pope_yes.json", [
+            {"question_id": r["question_id"], "text": "Yes."} for r in pope_qs]), pope_ref, POPE_SHOWN),
+        ("pope", '"No." to everything', write("pope_no.json", [
+            {"question_id": r["question_id"], "text": "No."} for r in pope_qs]), pope_ref, POPE_SHOWN),
+        ("flickr30k", "one fixed caption", write("captions_fixed.json", [
+            {"image_id": i, "caption": "a few shapes on a plain background"} for i in image_ids]), cap_ref,
+         ("CIDEr",)),
+    ]
+    rows = []
+    for task, answers, pred, ref, metrics in runs:
+        out = score_files(task, pred, ref)
+        scores = out["average"] if task == "pope" else out
+        rows += [{"task": task, "predictions": answers, "metric": m, "value": scores[m],
+                  "references": f"{ref.parent.name}/{ref.name}"} for m in metrics]
+    return pd.DataFrame(rows).set_index(["task", "predictions", "metric"])
