@@ -26,6 +26,7 @@ PROBLEM_KINDS = (
     "bad_answers",  # VQA v2 answers not 10, a POPE label not yes/no
     "unknown_id",  # a reference to an image / annotation / question id that does not exist
     "bad_conversation",  # LLaVA turns not human/gpt alternating, or <image> token count wrong
+    "duplicate_id",  # a second record with an id already seen (image, annotation, question, ref)
 )
 ON_ERROR = ("raise", "skip")
 IMAGE_TOKEN = "<image>"

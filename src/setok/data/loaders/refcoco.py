@@ -107,11 +107,16 @@ def load_refcoco(
     idir = Path(image_dir) if image_dir is not None else None
     required = ("ref_id", "ann_id", "image_id", "split", "sentences")
     out: list[RefRecord] = []
+    seen: set[Any] = set()
     for i, ref in enumerate(refs):
         rid = f"ref {ref.get('ref_id', i)}" if isinstance(ref, dict) else f"ref [{i}]"
         if not isinstance(ref, dict) or not all(k in ref for k in required):
             report.problem("missing_field", refs_path, rid, f"ref needs {', '.join(required)}")
             continue
+        if ref["ref_id"] in seen:
+            report.problem("duplicate_id", refs_path, rid, "ref id listed twice")
+            continue
+        seen.add(ref["ref_id"])
         if split is not None and ref["split"] != split:
             continue
         sents = ref["sentences"]
