@@ -111,3 +111,16 @@ def test_check_images_off_keeps_records_with_absent_files(tmp_path):
     assert len(recs) == 3
     with pytest.raises(FileNotFoundError, match="000000000003.jpg"):
         recs[2].open_image()
+
+
+def test_profiles_choose_the_policy():
+    from setok.config import load_profile
+    from setok.data.loaders import loader_config
+
+    assert loader_config(load_profile("mini")).on_error == "raise"
+    assert loader_config(load_profile("paper")).on_error == "skip"
+    assert loader_config(load_profile("paper", ["loaders.on_error=raise"])).on_error == "raise"
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['strict'\] for LoaderConfig in loaders"):
+        loader_config(load_profile("mini", ["loaders.strict=1"]))
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        loader_config(load_profile("mini", ["loaders.on_error=ignore"]))

@@ -19,6 +19,7 @@ from setok.data.loaders.base import (
     LoadReport,
     MalformedRecordError,
     Records,
+    loader_config,
 )
 from setok.data.loaders.coco import (
     CocoAnnotation,
@@ -70,4 +71,5 @@ __all__ = [
     "load_pope",
     "load_refcoco",
     "load_vqa_v2",
+    "loader_config",
 ]

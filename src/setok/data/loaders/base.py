@@ -60,6 +60,13 @@ class LoaderConfig:
             raise ValueError(f"max_examples must be >= 0 (got {self.max_examples})")
 
 
+def loader_config(cfg: dict[str, Any]) -> LoaderConfig:
+    """The ``loaders:`` section of a resolved profile (``setok.config.load_profile``) as a LoaderConfig."""
+    from setok.config import build
+
+    return build(LoaderConfig, cfg.get("loaders"), where="loaders")
+
+
 def make_config(config: LoaderConfig | None, on_error: str | None) -> LoaderConfig:
     """The loader config with an optional ``on_error`` override (each loader takes both)."""
     config = config or LoaderConfig()
