@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from setok.cli import main
-from setok.data.loaders import load_miniworld, miniworld_paths
+from setok.data.loaders import load_miniworld, loader_table, miniworld_paths
 from setok.data.miniworld.dataset import make_example
 from setok.data.miniworld.render import to_uint8
 from setok.data.miniworld.writers import write_miniworld
@@ -107,3 +107,11 @@ def test_manifest_lists_the_files_the_loaders_read(world):
     assert root / files["coco_captions"] == paths["coco_captions"]["captions_file"]
     assert root / files["llava_mix"] == paths["llava_instruct"]["json_file"]
     assert root / files["pope_adversarial"] == paths["pope_adversarial"]["pope_file"]
+
+
+def test_loader_table_names_real_and_mini_files(world):
+    root, _ = world
+    rows = {r["format"]: r for r in loader_table(root, "val")}
+    assert rows["coco_captions"]["mini world"] == "coco/annotations/captions_val.json"
+    assert rows["refcoco"]["loader"] == "load_refcoco()" and "refs(unc).p" in rows["refcoco"]["real dataset"]
+    assert rows["pope_popular"]["mini world"] == "pope/val/coco_pope_popular.json"

@@ -103,3 +103,11 @@ def test_pope_skip_counts(tmp_path):
         "bad_answers": 1,
         "missing_image": 1,
     }
+
+
+def test_skip_summary_is_logged(tmp_path, caplog):
+    p = build_pope(tmp_path, ("maybe",))
+    with caplog.at_level("WARNING", logger="setok.data.loaders"):
+        recs = load_pope(p["file"], p["images"], on_error="skip")
+    assert len(recs) == 2
+    assert "pope: loaded 2, skipped 1" in caplog.text and "bad_answers: 1 (first ids: 7" in caplog.text

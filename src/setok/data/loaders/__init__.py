@@ -37,7 +37,7 @@ from setok.data.loaders.llava import (
     load_llava_instruct,
     load_llava_pretrain,
 )
-from setok.data.loaders.miniworld import load_miniworld, miniworld_paths
+from setok.data.loaders.miniworld import load_miniworld, loader_table, miniworld_paths
 from setok.data.loaders.refcoco import RefRecord, load_refcoco
 from setok.data.loaders.vqa import GQARecord, POPERecord, VQARecord, load_gqa, load_pope, load_vqa_v2
 
@@ -71,5 +71,6 @@ __all__ = [
     "load_pope",
     "load_refcoco",
     "load_vqa_v2",
+    "loader_table",
     "loader_config",
 ]

@@ -10,6 +10,7 @@ Nothing is ever lost silently: ``Records.report.summary()`` says what was skippe
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ PROBLEM_KINDS = (
     "duplicate_id",  # a second record with an id already seen (image, annotation, question, ref)
 )
 ON_ERROR = ("raise", "skip")
+log = logging.getLogger("setok.data.loaders")  # skip summaries go here (stderr by default, as a WARNING)
 IMAGE_TOKEN = "<image>"
 
 
@@ -136,6 +138,8 @@ class Records(Sequence[T], Generic[T]):
         self.report = report
         self.meta = meta or {}  # dataset-level extras, e.g. COCO ``categories`` {id: name}
         report.loaded = len(items)
+        if report.skipped:  # never a silent loss: the summary is logged as soon as the records exist
+            log.warning(report.summary())
 
     def __len__(self) -> int:
         return len(self.items)
