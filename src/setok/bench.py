@@ -215,7 +215,42 @@ def run_tokenizer_bench(profile: str, device: str = "cpu", seed: int = 0, shape_
     run.save_table(table, "tokenizer.csv")
     run.save_metrics({"rows": rows}, "tokenizer.json")
     run.finish(kind="benchmark")
+    if profile == "mini" and device == "cpu" and set(PROFILE_SHAPES["mini"]) <= set(names):
+        update_readme(table)
     return table
+
+
+README_START, README_END = "<!-- bench:tokenizer:start -->", "<!-- bench:tokenizer:end -->"
+
+
+def readme_section(table) -> str:
+    """The README's benchmark table, generated from ``results/mini/bench/tokenizer.csv`` (never typed)."""
+    lines = [README_START,
+             "| shapes | B x N x d | tokens/image | batched | per-image loop | dense pass | speed-up vs loop | "
+             "batched / dense | device |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['shape_set']} | {r['batch']} x {r['num_patches']} x {r['dim']} | {r['mean_tokens']:.1f} | "
+                     f"{r['batched_s'] * 1e3:.0f} ms | {r['loop_s'] * 1e3:.0f} ms | {r['dense_s'] * 1e3:.0f} ms | "
+                     f"{r['speedup_vs_loop']:.2f}x | {r['ratio_to_dense']:.2f} | {r['device']} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def update_readme(table, path=None) -> bool:
+    """Replace the README's benchmark section (between its markers) with the table; False if there are none."""
+    from setok.book.results import atomic_write_bytes, repo_root
+
+    path = path or repo_root() / "README.md"
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    atomic_write_bytes(path, (head + readme_section(table) + tail).encode())
+    return True
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -233,3 +268,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("--shapes", nargs="*", choices=sorted(SHAPES), help="shape sets (default: the profile's)")
     tok.add_argument("--repeats", type=int, help="timed repeats per computation (default: per shape set)")
     tok.set_defaults(func=_cli)
+
+
+def load_or_run(profile: str):
+    """The tokenizer benchmark table of a profile: read from results, or (smoke only) run now."""
+    import pandas as pd
+
+    from setok.book.results import results_root
+
+    path = results_root() / profile / "bench" / "tokenizer.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    if profile == "smoke":
+        return run_tokenizer_bench("smoke")
+    raise FileNotFoundError(f"benchmark results not found: {path}; run `setok bench tokenizer --profile {profile}` "
+                            f"(or `make bench PROFILE={profile}`)")
