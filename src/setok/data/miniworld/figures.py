@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from setok.data.miniworld.dataset import make_example
+from setok.data.miniworld.render import make_example
 
 
 def label_overlay(labels: np.ndarray, max_objects: int = 8) -> np.ndarray:

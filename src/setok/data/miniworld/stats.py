@@ -7,6 +7,7 @@ renderer and the torch Dataset.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,8 @@ def throughput(resolution: int, n: int = 50, split: str = "train", seed: int = 0
     """Images per second on this machine (one process): scene sampling alone, sampling + rendering +
     annotating, and the torch Dataset's ``__getitem__`` (which adds captions and tensors). Two warm-up images
     are rendered first so imports and the photo cache do not count."""
-    from setok.data.miniworld.dataset import MiniWorldDataset, make_example
+    from setok.data.miniworld.dataset import MiniWorldDataset
+    from setok.data.miniworld.render import make_example
 
     for index in range(2):
         make_example(split, index, seed, resolution)
@@ -97,7 +99,6 @@ def example_records(root: Any, split: str) -> dict[str, Any]:
     """The first record of every format written by ``write_miniworld`` under ``root`` (for display)."""
     import json
     import pickle
-    from pathlib import Path
 
     root = Path(root)
 
@@ -133,8 +134,7 @@ def example_records(root: Any, split: str) -> dict[str, Any]:
 
 def recompose_error(split: str, n: int, resolution: int, seed: int = 0) -> float:
     """Largest |image - (w_bg * background + sum_i w_i * colour_i)| over ``n`` rendered images (should be ~1e-7)."""
-    from setok.data.miniworld.dataset import make_example
-    from setok.data.miniworld.render import colour_rgb
+    from setok.data.miniworld.render import colour_rgb, make_example
 
     worst = 0.0
     for index in range(n):
@@ -154,3 +154,19 @@ def split_overlap(n: int, seed: int = 0) -> pd.DataFrame:
         held = table.groupby("index")["held_out"].any()
         rows.append({"split": split, "images": int(held.size), "with_held_out_pair": int(held.sum())})
     return pd.DataFrame(rows)
+
+
+def loader_table(root: Any, split: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read ``split`` of the mini world under ``root`` with the real-dataset loaders (``setok.data.loaders``):
+    a table of loader, file, records loaded and records skipped, and the loaded Records per loader."""
+    from setok.data.loaders import load_miniworld, miniworld_paths
+
+    paths = miniworld_paths(root, split)
+    data = load_miniworld(root, split)
+    rows = []
+    for name, records in data.items():
+        kwargs = paths[name]
+        where = next(v for k, v in kwargs.items() if k.endswith(("_file", "root")))
+        rows.append({"loader": name, "reads": str(Path(where).relative_to(root)), "records": len(records),
+                     "skipped": records.report.skipped})
+    return pd.DataFrame(rows), data

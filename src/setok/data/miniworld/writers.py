@@ -49,9 +49,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from setok.data.miniworld.annotations import EDIT_KINDS, edit_scene, pope_probes, questions, referring_expressions
-from setok.data.miniworld.dataset import make_example
 from setok.data.miniworld.language import captions, describe
-from setok.data.miniworld.render import Rendered, annotate_scene, render_scene, to_uint8
+from setok.data.miniworld.render import Rendered, annotate_scene, make_example, render_scene, to_uint8
 from setok.data.miniworld.scene import MAX_OBJECTS, SHAPES, SPLITS, check_split, rng_for
 
 CATEGORIES = [{"id": k + 1, "name": s, "supercategory": "shape"} for k, s in enumerate(SHAPES)]
