@@ -97,7 +97,7 @@ def test_missing_split_names_the_file(world):
 def test_doctor_roundtrip_at_mini(capsys):
     assert main(["doctor", "--profile", "smoke", "--roundtrip"]) == 0
     out = capsys.readouterr().out
-    assert "nothing external is needed" in out and "round trip read back: coco_captions" in out
+    assert "nothing external is needed" in out and "read back: coco_captions" in out
 
 
 def test_manifest_lists_the_files_the_loaders_read(world):

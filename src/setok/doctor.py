@@ -317,7 +317,8 @@ def main(args: argparse.Namespace) -> int:
         else:
             print(f"{profile}: nothing external is needed ({n_keys} *_path/*_root key(s), all null; no paths: section)")
         if args.roundtrip:
-            print(f"{profile}: mini-world round trip read back: {roundtrip()}")
+            resolution = int(((cfg.get("data") or {}).get("miniworld") or {}).get("resolution", 32))
+            print(f"{profile}: mini-world round trip at {resolution} px read back: {roundtrip(4, resolution)}")
         return 1 if (args.strict and rows) else 0
     rows = run_doctor(cfg)
     print(format_table(rows))
