@@ -134,6 +134,8 @@ COCO_FAULTS = {
     "unknown_category": ("instances", "unknown_id", "annotation 108"),
     "ann_no_bbox": ("instances", "missing_field", "annotation 109"),
     "duplicate_image": ("both", "duplicate_id", "image 2"),
+    "polygon_degenerate": ("instances", "bad_geometry", "annotation 110"),
+    "box_negative": ("instances", "bad_geometry", "annotation 111"),
     "duplicate_caption": ("captions", "duplicate_id", "caption 13"),
     "duplicate_ann": ("instances", "duplicate_id", "annotation 101"),
 }
@@ -148,6 +150,12 @@ def build_coco(root: Path, faults: tuple[str, ...] = (), split: str = "val2017")
     caps, anns = captions["annotations"], instances["annotations"]
     if "missing_image" in faults:
         (root / "images" / split / "000000000003.jpg").unlink()
+    if "polygon_degenerate" in faults:  # two points: real COCO has a few of these
+        anns.append({"id": 110, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "segmentation": [[1, 1, 3, 3]]})
+    if "box_negative" in faults:
+        anns.append(
+            {"id": 111, "image_id": 1, "category_id": 1, "bbox": [5, 5, -1, 2], "segmentation": [[1, 1, 4, 1, 4, 4]]}
+        )
     if "duplicate_image" in faults:
         captions["images"].append(dict(captions["images"][1]))  # instances shares the same list
     if "duplicate_caption" in faults:

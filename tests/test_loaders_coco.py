@@ -75,6 +75,7 @@ def test_skip_mode_counts_every_fault(tmp_path):
     assert inst.report.counts == {
         "missing_image": 1,
         "out_of_bounds": 3,
+        "bad_geometry": 2,
         "unknown_id": 1,
         "missing_field": 1,
         "duplicate_id": 2,
@@ -86,7 +87,7 @@ def test_skip_mode_counts_every_fault(tmp_path):
     ]
     assert sorted(a.id for r in inst for a in r.annotations) == [101, 102, 103]
     text = inst.report.summary()
-    assert "loaded 2, skipped 8" in text and "out_of_bounds: 3" in text and "annotation 105" in text
+    assert "loaded 2, skipped 10" in text and "out_of_bounds: 3" in text and "annotation 105" in text
 
 
 def test_bad_json_raises_even_when_skipping(tmp_path):

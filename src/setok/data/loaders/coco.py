@@ -212,7 +212,7 @@ def load_coco_instances(
             ann["segmentation"], img.width, img.height, config.bbox_tolerance
         )
         if why:
-            report.problem("out_of_bounds", path, f"annotation {rid}", why)
+            report.problem(why[0], path, f"annotation {rid}", why[1])
             continue
         img.annotations.append(
             CocoAnnotation(

@@ -142,7 +142,7 @@ def load_refcoco(
             ann.get("segmentation"), width, height, config.bbox_tolerance
         )
         if why:
-            report.problem("out_of_bounds", inst_path, rid, f"ann {ref['ann_id']}: {why}")
+            report.problem(why[0], inst_path, rid, f"ann {ref['ann_id']}: {why[1]}")
             continue
         image_path = idir / img["file_name"] if idir is not None else None
         if config.check_images and image_path is not None and not image_path.is_file():
