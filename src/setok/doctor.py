@@ -281,6 +281,7 @@ def validators(cfg: dict[str, Any]) -> dict[str, Any]:
         "llava_instruct": lambda c: [L.load_llava_instruct(ds["llava_instruct"] / "llava_v1_5_mix665k.json",
                                                            ds["llava_instruct"], config=c)],
         "instructpix2pix": lambda c: [L.load_instructpix2pix(ds["instructpix2pix"], config=c)],
+        "sa1b": lambda c: [L.load_sa1b(ds["sa1b"], config=c)],
         "cc3m": lambda c: [L.load_image_text(ds["cc3m"], config=c, dataset="cc3m")],
         "laion": lambda c: [L.load_image_text(ds["laion"], config=c, dataset="laion")],
     }

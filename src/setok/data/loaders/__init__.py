@@ -10,6 +10,7 @@ file, the record id and the problem kind; ``"skip"`` drops it and counts it (``r
     load_refcoco                               refs(unc|umd|google).p + instances.json
     load_vqa_v2 / load_gqa / load_pope         VQA v2 questions + annotations / GQA balanced / POPE lines
     load_image_text                            CC3M / LAION pairs key.jpg + key.txt|json, folder / tar shards
+    load_sa1b                                  SA-1B subset: sa_<n>.jpg + sa_<n>.json (RLE masks)
     load_miniworld / miniworld_paths           all of the above pointed at a mini-world folder (SPEC §6)
 """
 
@@ -39,6 +40,7 @@ from setok.data.loaders.llava import (
 )
 from setok.data.loaders.miniworld import load_miniworld, loader_table, miniworld_paths
 from setok.data.loaders.refcoco import RefRecord, load_refcoco
+from setok.data.loaders.sa1b import load_sa1b
 from setok.data.loaders.vqa import GQARecord, POPERecord, VQARecord, load_gqa, load_pope, load_vqa_v2
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "miniworld_paths",
     "load_pope",
     "load_refcoco",
+    "load_sa1b",
     "load_vqa_v2",
     "loader_table",
     "loader_config",
