@@ -30,7 +30,7 @@ from setok.data.loaders.coco import (
     load_coco_instances,
 )
 from setok.data.loaders.editing import EditRecord, load_instructpix2pix
-from setok.data.loaders.imagetext import ImageTextRecord, load_image_text
+from setok.data.loaders.imagetext import ImageTextRecord, iter_image_text, load_image_text
 from setok.data.loaders.llava import (
     ConversationRecord,
     Turn,
@@ -60,6 +60,7 @@ __all__ = [
     "Turn",
     "VQARecord",
     "coco_paths",
+    "iter_image_text",
     "load_coco_captions",
     "load_coco_instances",
     "load_gqa",
