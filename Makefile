@@ -11,7 +11,6 @@ STAMP   := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/src
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: all book notebooks html test lint clean venv bench

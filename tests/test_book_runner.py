@@ -52,7 +52,7 @@ def test_runner_collects_every_failure_and_names_the_cell(fake_repo, capsys):
     err = capsys.readouterr().err
     assert "2 of 3 notebook(s) failed" in err and "bad" in err and "slow" in err
     record = read_json(fake_repo / "results" / "smoke" / "good" / "run.json")
-    assert record["config"] == {"profile": "smoke", "seed": 0, "divisor": 2}
+    assert record["parameters"] == {"profile": "smoke", "seed": 0, "divisor": 2} and record["kind"] == "chapter"
     assert not (fake_repo / "results" / "smoke" / "bad").exists()  # a failed run writes no run.json
 
 

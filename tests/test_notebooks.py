@@ -19,5 +19,8 @@ def test_chapter_runs_at_smoke(name, tmp_path):
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "hide-input" in injected[0]["metadata"]["tags"]
     record = json.loads((results_root() / "smoke" / name / "run.json").read_text())
-    assert record["config"]["profile"] == "smoke" and record["wall_time_s"] > 0
-    assert set(record) >= {"git", "versions", "device", "seed", "config", "wall_time_s"}
+    assert record["parameters"]["profile"] == "smoke" and record["wall_time_s"] > 0
+    assert set(record) >= {"git", "versions", "device", "seed", "config", "parameters", "wall_time_s"}
+    # figures reach the page (a non-inline matplotlib backend in the kernel would silently drop them)
+    images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, f"{name}: the executed notebook holds no figure"
