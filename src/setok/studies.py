@@ -137,6 +137,27 @@ class ChapterInputs:
     source: str  # a sentence saying where the features come from
 
 
+# Per-profile defaults of the clustering chapter's parameters (a parameter left at None takes these), so that
+# `papermill notebooks/01_clustering.ipynb out.ipynb -p profile smoke` alone gives the smoke run.
+CHAPTER_DEFAULTS = {
+    "smoke": dict(photos=["astronaut", "coffee", "chelsea", "rocket"], image_size=64, grid=8, max_clusters=16,
+                  photos_dir=None),
+    "mini": dict(photos=None, image_size=256, grid=16, max_clusters=64, photos_dir=None),
+    "paper": dict(photos=None, image_size=384, grid=27, max_clusters=64, photos_dir="/data/setok/photos"),
+}
+
+
+def chapter_params(profile: str, **given):
+    """The clustering chapter's parameters: those given (not None) over the profile's defaults."""
+    from setok.config import check_profile
+
+    defaults = dict(CHAPTER_DEFAULTS[check_profile(profile)])
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown chapter parameter(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
+
+
 def chapter_inputs(profile: str, photos: list[str] | None = None, image_size: int = 256, grid: int = 16,
                    photos_dir: str | None = None, batch_size: int = 8) -> ChapterInputs:
     """Images and patch features for the clustering chapter at a profile.
