@@ -14,6 +14,7 @@ import sys
 COMMANDS = (
     "setok.book.cli",
     "setok.bench",
+    "setok.train.cli",
 )
 
 
