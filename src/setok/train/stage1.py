@@ -457,7 +457,9 @@ def make_accelerator(cfg: Stage1Config):
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(use_orig_params=True)  # frozen + trained params mix
     # find_unused_parameters: the mask decoder is idle in sub-phase 1
     kwargs["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, **kwargs)
+    # cpu=True without CUDA: under torchrun (accelerate launch --multi_gpu) this gives gloo DDP on CPU processes
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
+                       cpu=not torch.cuda.is_available(), **kwargs)
 
 
 def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, Any]:
