@@ -219,6 +219,24 @@ def sample_noise(seed: int, positions: torch.Tensor, shape: tuple[int, ...], num
     return torch.stack(noise), torch.cat(steps)
 
 
+def diffusion_target(pixel_values: torch.Tensor, visual: VisualDecoder, codec: LatentCodec | None) -> torch.Tensor:
+    """The clean sample z_0 of Eq. 3: VAE latents (paper) or the image itself, area-resized to the U-Net's
+    ``sample_size`` when that is smaller (mini: 32x32 pixels keep a CPU step short)."""
+    if codec is not None:
+        return codec.encode(pixel_values)  # (B, 4, H/8, W/8)
+    size = visual.unet.config.sample_size
+    if pixel_values.shape[-1] != size:
+        return torch.nn.functional.interpolate(pixel_values, size=(size, size), mode="area")  # (B, 3, s, s)
+    return pixel_values
+
+
+def grid_labels(labels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Ground-truth label maps (B, H, W) -> the majority label of each patch cell (B, h*w), ties to the lower id."""
+    num = int(labels.max()) + 1
+    one_hot = torch.nn.functional.one_hot(labels.long(), num).permute(0, 3, 1, 2).float()  # (B, L, H, W)
+    return torch.nn.functional.adaptive_avg_pool2d(one_hot, grid).argmax(1).flatten(1)  # (B, h*w)
+
+
 # -- the model that Stage I trains ----------------------------------------------------------------------------------
 class Stage1Model(nn.Module):
     """Tokenizer (SeTok, or its encoder + a Resampler) + visual decoder + mask decoder; forward returns the losses."""
@@ -397,7 +415,11 @@ def load_stage1_artifact(path: str | Path, expect: dict[str, Any] | None = None)
 def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int, device: torch.device,
              codec: LatentCodec | None = None, batch_size: int = 16) -> tuple[dict[str, float], Any]:
     """Validation: diffusion loss at fixed noise, token counts, FG-ARI / mBO / ARI of the hard clusters against the
-    ground-truth objects, Spearman(token count, object count). Returns (metrics, per-image table)."""
+    ground-truth objects, Spearman(token count, object count). Returns (metrics, per-image table).
+
+    FG-ARI/mBO are scored on the token grid against the majority ground-truth label of each patch cell (what a
+    clustering of h x w patches can express); ``*_pixel`` scores upsample the clusters to the full image instead,
+    which caps them below 1 for objects smaller than a few patches."""
     import pandas as pd
     from scipy.stats import spearmanr
 
@@ -411,13 +433,17 @@ def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int,
         items = [{**dataset[i], "position": -1 - i} for i in range(start, min(n, start + batch_size))]
         batch = collate_stage1([{k: v for k, v in it.items() if k != "caption"} for it in items])
         pixel = batch["pixel_values"].to(device) * 2 - 1  # (B, 3, H, W) in [-1, 1]
-        x0 = pixel if codec is None else codec.encode(pixel)
+        x0 = diffusion_target(pixel, model.visual, codec)
         noise, steps = sample_noise(seed + 7919, batch["position"], tuple(x0.shape[1:]),
                                     model.visual.config.num_train_timesteps)
         out = model.tokenize(pixel)
         losses.append(model.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise.to(device, x0.dtype),
                                                   steps.to(device)).float().cpu())
-        table = segmentation_scores(out.labels.cpu(), batch["labels"], grid=tuple(out.grid_size), reduce=False)
+        grid = tuple(out.grid_size)
+        table = segmentation_scores(out.labels.cpu().reshape(-1, *grid),  # on the token grid: GT majority per cell
+                                    grid_labels(batch["labels"], grid).reshape(-1, *grid), reduce=False)
+        pixel_table = segmentation_scores(out.labels.cpu(), batch["labels"], grid=grid, reduce=False)
+        table["fg_ari_pixel"], table["mbo_pixel"] = pixel_table["fg_ari"], pixel_table["mbo"]
         table["num_tokens"] = out.token_mask.sum(1).cpu().numpy()
         table["num_objects"] = batch["mask_valid"].sum(1).numpy()
         table["index"] = batch["index"].numpy()
@@ -427,6 +453,8 @@ def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int,
         else float("nan")
     metrics = {"val_diffusion": float(torch.cat(losses).mean()), "val_fg_ari": float(table["fg_ari"].mean()),
                "val_mbo": float(table["mbo"].mean()), "val_ari": float(table["ari"].mean()),
+               "val_fg_ari_pixel": float(table["fg_ari_pixel"].mean()),
+               "val_mbo_pixel": float(table["mbo_pixel"].mean()),
                "val_num_tokens": float(table["num_tokens"].mean()), "val_spearman_tokens_objects": float(rho)}
     model.train(was_training)
     return metrics, table
@@ -526,7 +554,7 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None)
         for _ in range(cfg.grad_accum):
             batch = next(batches)
             pixel = batch["pixel_values"].to(accelerator.device) * 2 - 1  # (B, 3, H, W) in [-1, 1]
-            x0 = pixel if codec is None else codec.encode(pixel)  # (B, C, H', W')
+            x0 = diffusion_target(pixel, core.visual, codec)  # (B, C, H', W')
             noise, timesteps = sample_noise(seed, batch["position"], tuple(x0.shape[1:]),
                                             core.visual.config.num_train_timesteps)
             with accelerator.accumulate(model), accelerator.autocast():
