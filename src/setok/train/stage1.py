@@ -490,9 +490,10 @@ def make_accelerator(cfg: Stage1Config):
                        cpu=not torch.cuda.is_available(), **kwargs)
 
 
-def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None) -> dict[str, Any]:
+def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """Stage I (SPEC §3.1) for a resolved profile (``load_profile``); resumes from the newest checkpoint in
-    ``out_dir``. Returns the final metrics (also in ``results/<profile>/stage1/`` and the artifact's manifest)."""
+    ``out_dir`` (``fresh=True`` deletes that folder first). Returns the final metrics (also in
+    ``results/<profile>/stage1/`` and the artifact's manifest)."""
     profile = profile_cfg["profile"]
     cfg = build(Stage1Config, profile_cfg.get("stage1"), "stage1")
     seed = int(cfg.seed if cfg.seed is not None else profile_cfg.get("seed", 0))
@@ -500,6 +501,9 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None)
     res_root = Path(cfg.results_dir) if cfg.results_dir else results_root()
     accelerator = make_accelerator(cfg)
     world, rank = accelerator.num_processes, accelerator.process_index
+    if fresh and accelerator.is_main_process and out.exists():
+        shutil.rmtree(out)
+    accelerator.wait_for_everyone()
     global_batch = check_global_batch(cfg, world)
     torch.manual_seed(seed)  # same initial weights on every process
     model = build_stage1_model(profile_cfg, cfg)
@@ -576,7 +580,9 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None)
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{record['loss']:.4f}", phase=phase)
-        if done % cfg.eval_every == 0 or done == cfg.total_steps:
+        if done == cfg.phase1_steps and cfg.phase2_steps and accelerator.is_main_process:
+            core.tokenizer.save_pretrained(out / "tokenizer_phase1")  # before the mask-consistency phase
+        if done % cfg.eval_every == 0 or done in (cfg.phase1_steps, cfg.total_steps):
             if accelerator.is_main_process:
                 metrics, _ = evaluate(core, val_set, cfg, seed, accelerator.device, codec)
                 with (out / "eval.jsonl").open("a") as f:
@@ -625,9 +631,9 @@ def _write_results(res_root: Path, profile: str, seed: int, cfg: Stage1Config, r
 
 
 def train_stage1_profile(profile: str, overrides: list[str] | None = None,
-                         out_dir: str | Path | None = None) -> dict[str, Any]:
+                         out_dir: str | Path | None = None, fresh: bool = False) -> dict[str, Any]:
     """``train_stage1`` for ``configs/<profile>.yaml`` with ``section.key=value`` overrides."""
-    return train_stage1(load_profile(profile, overrides), out_dir)
+    return train_stage1(load_profile(profile, overrides), out_dir, fresh=fresh)
 
 
 __all__ = ["Stage1Artifact", "Stage1Config", "Stage1Model", "build_stage1_model", "check_global_batch",
