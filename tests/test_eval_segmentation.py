@@ -1,10 +1,13 @@
 """setok.eval.segmentation against scikit-learn and hand-worked examples (SPEC §5.4)."""
 
+import doctest
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
+import setok.eval.segmentation as segmentation
 from setok.eval.segmentation import (
     ari,
     fg_ari,
@@ -17,6 +20,10 @@ from setok.eval.segmentation import (
 
 TRUE = np.array([[1, 1, 2, 2], [1, 1, 2, 2]])
 PRED = np.array([[0, 0, 0, 1], [0, 0, 0, 1]])
+
+
+def test_module_worked_example_runs():
+    assert doctest.testmod(segmentation).failed == 0
 
 
 @pytest.mark.parametrize("seed", range(6))

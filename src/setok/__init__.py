@@ -4,6 +4,11 @@ The package mirrors the pipeline: ``data`` -> ``clustering`` / ``merger`` / ``to
 ``mllm`` -> ``train`` -> ``eval`` -> ``book`` (runner) and ``cli``. Imports point only downstream.
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# tqdm.auto (imported by the HF libraries) warns in notebooks without ipywidgets; the text bar it falls back to is fine.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 PROFILES = ("smoke", "mini", "paper")

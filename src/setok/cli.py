@@ -2,6 +2,7 @@
 
     setok book run|build --profile P     execute the chapters / build the HTML book
     setok bench tokenizer --profile P     batched tokenizer vs a per-image loop vs a dense pass
+    setok data miniworld --out DIR        render the mini world in the real datasets' formats
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ COMMANDS = (
     "setok.book.cli",
     "setok.bench",
     "setok.train.cli",
+    "setok.doctor",
+    "setok.data.cli",
 )
 
 

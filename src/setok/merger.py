@@ -51,15 +51,16 @@ class MergerBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
 
-    def attention(self, x: Tensor, attn_mask: Tensor) -> Tensor:
-        """Multi-head self-attention; ``attn_mask`` (B, N, N) is bool (True = may attend) or an additive bias."""
+    def attention(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        """Multi-head self-attention; ``attn_mask`` (B, N, N) is bool (True = may attend), an additive bias, or None."""
         B, N, d = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         # q, k, v: (B, H, N, d/H)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[:, None])  # (B, H, N, d/H)
+        mask = None if attn_mask is None else attn_mask[:, None]  # (B, 1, N, N), shared by the heads
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, d/H)
         return self.out_proj(y.transpose(1, 2).reshape(B, N, d))  # (B, N, d)
 
-    def forward(self, x: Tensor, attn_mask: Tensor, keep: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None, keep: Tensor | None = None) -> Tensor:
         """``keep`` (B, N) bool, optional: the FFN runs only on these tokens (no work wasted on padding)."""
         x = x + self.attention(self.ln_1(x), attn_mask)
         if keep is None:
@@ -135,7 +136,7 @@ class ClusterMerger(nn.Module):
         if self.blocks:
             same = labels[:, :, None] == labels[:, None, :]  # (B, N, N): same cluster (padding: with padding)
             same = same | torch.eye(N, dtype=torch.bool, device=x.device)  # every row attends at least to itself
-            keep = None if bool(valid.all()) else valid
+            keep = None if x.device.type == "meta" or bool(valid.all()) else valid  # FFN skips padding
             for block in self.blocks:
                 y = block(y, same, keep)
             y = self.ln_f(y)

@@ -194,3 +194,26 @@ class Run:
 def load_metrics(profile: str, name: str, filename: str = "metrics.json") -> dict[str, Any]:
     """Read ``results/<profile>/<name>/<filename>``."""
     return read_json(results_root() / profile / name / filename)
+
+
+def paper_reported(table: str, metric: str, method: str | None = None, **filters: str) -> float:
+    """One number the paper reports, from ``results/paper_reported/<table>.csv`` (transcribed from the paper).
+
+    ``paper_reported("table5_clustering", "n_clusters", method="Hard-clustering")`` -> 25.0.
+    """
+    import pandas as pd
+
+    path = results_root() / "paper_reported" / f"{table}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"paper table not found: {path}")
+    df = pd.read_csv(path)
+    sel = df["metric"] == metric
+    if method is not None:
+        sel &= df["method"] == method
+    for key, value in filters.items():
+        sel &= df[key] == value
+    rows = df[sel & df["value"].notna()]
+    if len(rows) != 1:
+        raise ValueError(f"{path.name}: expected one value for metric={metric!r}, method={method!r}, {filters} "
+                         f"(found {len(rows)})")
+    return float(rows["value"].iloc[0])

@@ -11,6 +11,7 @@ executes anything (``execute_notebooks: "off"``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,13 @@ from typing import Any
 
 import yaml
 
-from setok.book.results import Run, repo_root, results_root
+from setok.book.results import Run, read_json, repo_root, results_root
 from setok.config import check_profile
 
 PARAMS_PROMPT = "Parameters of this run"
+# keys of run.json that the runner owns (the rest of a chapter's own run.json is kept)
+RUNNER_KEYS = {"profile", "name", "seed", "config", "wall_time_s", "git", "versions", "device", "time_utc",
+               "parameters", "notebook", "kind"}
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,11 @@ def run_notebook(chapter: Chapter, profile: str, seed: int, out_dir: Path) -> No
            "--execution-timeout", str(timeout)]
     for key, value in params.items():
         cmd += ["-y", yaml.safe_dump({key: value}, default_flow_style=True).strip()]
-    start = time.perf_counter()
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the kernel must use the inline backend, or plt.show() puts no figure in the page
+    started_at, start = time.time(), time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60, env=env)
         ok, log = proc.returncode == 0, proc.stderr[-4000:]
     except subprocess.TimeoutExpired:
         ok, log = False, f"timed out after {timeout} s"
@@ -131,8 +137,12 @@ def run_notebook(chapter: Chapter, profile: str, seed: int, out_dir: Path) -> No
         tail = "" if output.exists() else "\n" + log
         return NotebookResult(chapter.name, False, wall, output, f"{where}{tail}")
     mark_parameters_cell(output)
-    run = Run.start(profile, chapter.name, seed=seed, config=params)
-    run.finish(notebook=chapter.notebook, wall_time_s=round(wall, 3), kind="chapter")
+    # A chapter may write its own run.json (its model config, metrics); keep it and add the runner's record.
+    own = results_root() / profile / chapter.name / "run.json"
+    prior = read_json(own) if own.is_file() and own.stat().st_mtime >= started_at else {}
+    run = Run.start(profile, chapter.name, seed=seed, config=prior.get("config", {}))
+    extra = {k: v for k, v in prior.items() if k not in RUNNER_KEYS}
+    run.finish(**extra, parameters=params, notebook=chapter.notebook, wall_time_s=round(wall, 3), kind="chapter")
     return NotebookResult(chapter.name, True, wall, output)
 
 

@@ -30,6 +30,9 @@ Worked example (a 2x4 image; object 1 is the left half, object 2 the right half,
     0.5833
     >>> round(miou(pred, true, background=None), 4)      # Hungarian: 1<->0, 2<->1, same as mBO here
     0.5833
+    >>> t = np.array([0, 0, 1, 1, 2, 2]); p = np.array([5, 6, 1, 1, 2, 2])   # background (0) split in two
+    >>> round(ari(p, t), 4), fg_ari(p, t)                # FG-ARI ignores the background split
+    (0.7619, 1.0)
     >>> upsample_labels(np.array([0, 1, 2, 3]), grid=(2, 2), size=(4, 4))[0]
     array([0, 0, 1, 1])
 """

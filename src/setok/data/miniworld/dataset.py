@@ -11,16 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from setok.data.miniworld.language import captions
-from setok.data.miniworld.render import annotate_scene, check_resolution, render_scene
-from setok.data.miniworld.scene import MAX_OBJECTS, check_split, rng_for, sample_scene
-
-
-def make_example(split: str, index: int, seed: int, resolution: int,
-                 max_objects: int = MAX_OBJECTS) -> tuple[dict[str, Any], Any]:
-    """Sample, render and annotate image ``index``: returns (scene graph with pixel annotations, Rendered)."""
-    scene = sample_scene(split, index, seed, max_objects=max_objects)
-    rendered = render_scene(scene, resolution)
-    return annotate_scene(scene, rendered), rendered
+from setok.data.miniworld.render import check_resolution, make_example
+from setok.data.miniworld.scene import MAX_OBJECTS, check_split, rng_for
 
 
 class MiniWorldDataset(Dataset):

@@ -54,8 +54,9 @@ def overlaps(a: dict[str, Any], b: dict[str, Any], res: int = CHECK_RES) -> bool
     return bool((shape_mask(a, res, res) & shape_mask(b, res, res)).any())
 
 
-def relation_holds(a: dict[str, Any], rel: str, b: dict[str, Any]) -> bool:
-    """Whether ``a <rel> b`` holds clearly (positions with a margin; depth only for overlapping shapes)."""
+def relation_holds(a: dict[str, Any], rel: str, b: dict[str, Any], overlap: bool | None = None) -> bool:
+    """Whether ``a <rel> b`` holds clearly (positions with a margin; depth only for overlapping shapes).
+    ``overlap`` may pass a precomputed ``overlaps(a, b)``."""
     if rel == "left of":
         return a["x"] < b["x"] - MARGIN
     if rel == "right of":
@@ -66,14 +67,16 @@ def relation_holds(a: dict[str, Any], rel: str, b: dict[str, Any]) -> bool:
         return a["y"] > b["y"] + MARGIN
     if rel in ("in front of", "behind"):
         nearer = a["depth"] > b["depth"] if rel == "in front of" else a["depth"] < b["depth"]
-        return nearer and overlaps(a, b)
+        return nearer and (overlaps(a, b) if overlap is None else overlap)
     raise ValueError(f"unknown relation {rel!r}; choose one of {', '.join(RELATIONS)}")
 
 
 def clear_relations(objects: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
     """All (i, relation, j) with i != j such that ``objects[i] <relation> objects[j]`` holds clearly."""
+    masks = np.stack([shape_mask(o, CHECK_RES, CHECK_RES) for o in objects]).reshape(len(objects), -1)
+    overlap = (masks[:, None, :] & masks[None, :, :]).any(-1)  # (M, M)
     return [(i, rel, j) for i, j in permutations(range(len(objects)), 2) for rel in RELATIONS
-            if relation_holds(objects[i], rel, objects[j])]
+            if relation_holds(objects[i], rel, objects[j], bool(overlap[i, j]))]
 
 
 def matches(obj: dict[str, Any], attrs: dict[str, str]) -> bool:
@@ -137,15 +140,17 @@ def captions(scene: dict[str, Any], rng: np.random.Generator, k: int = 5) -> lis
     text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     out.append(f"{text[0].upper()}{text[1:]} on a {bg} background.")
     # 4. one spatial relation (or where the single object is)
-    rels = [r for r in clear_relations(objects) if r[1] in RELATIONS[:4]]
+    relations = clear_relations(objects)
+    rels = [r for r in relations if r[1] in RELATIONS[:4]]
     if rels:
         i, rel, j = rels[int(rng.integers(len(rels)))]
         a, b = article(phrase(objects[i], size=False)), article(phrase(objects[j], size=False))
-        out.append(f"{a.capitalize()} {rel} {b}.")
+        words = {"left of": "to the left of", "right of": "to the right of"}.get(rel, rel)
+        out.append(f"{a.capitalize()} {words} {b}.")
     else:
         out.append(f"{article(phrase(near)).capitalize()} in the {region(near['x'], near['y'])} of the image.")
     # 5. occlusion, else colour counts
-    depth = [r for r in clear_relations(objects) if r[1] == "in front of"]
+    depth = [r for r in relations if r[1] == "in front of"]
     if depth:
         i, _, j = depth[int(rng.integers(len(depth)))]
         out.append(f"The {phrase(objects[i], False)} partly hides the {phrase(objects[j], False)}.")
@@ -154,7 +159,8 @@ def captions(scene: dict[str, Any], rng: np.random.Generator, k: int = 5) -> lis
         parts = [f"{NUMBER_WORDS[sum(o['colour'] == c for o in objects)]} {c}" for c in colours]
         text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
         noun = "object" if n == 1 else "objects"
-        out.append(f"{opener} {n} {noun} coloured {text}." if n > 1 else f"{opener} a single {colours[0]} {noun}.")
+        many = f"{opener} {NUMBER_WORDS[n]} {noun} coloured {text}."
+        out.append(many if n > 1 else f"{opener} a single {colours[0]} {noun}.")
     return out[:k]
 
 

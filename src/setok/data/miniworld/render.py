@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from setok.data.miniworld.scene import COLOURS, shape_mask
+from setok.data.miniworld.scene import COLOURS, MAX_OBJECTS, sample_scene, shape_mask
 
 SUPERSAMPLE = 4
 MIN_RESOLUTION = 16
@@ -59,13 +59,19 @@ def colour_rgb(name: str) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _photo(name: str) -> np.ndarray:
-    """A scikit-image sample photo as float32 RGB (h, w, 3) in [0, 1] (grey photos are replicated)."""
+    """A scikit-image sample photo as uint8 RGB (h, w, 3), downscaled once to a 192-px short side (grey photos
+    are replicated to RGB)."""
     import skimage.data
+    from skimage.transform import resize
 
-    img = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
+    img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3])
+    img = img[:, :, :3]
+    scale = 192 / min(img.shape[:2])
+    shape = (round(img.shape[0] * scale), round(img.shape[1] * scale))
+    small = resize(img, shape, order=1, anti_aliasing=True, preserve_range=True)
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
 
 def render_background(bg: dict[str, Any], height: int, width: int) -> np.ndarray:
@@ -92,23 +98,33 @@ def render_background(bg: dict[str, Any], height: int, width: int) -> np.ndarray
         out = [map_coordinates(grid[c], [yy, xx], order=1, mode="nearest") for c in range(3)]
         return np.stack(out, axis=-1).astype(np.float32)
     if kind == "photo":
-        from skimage.transform import resize
+        from PIL import Image
 
         img = _photo(bg["photo"])
         h, w = img.shape[:2]
         side = max(8, int(bg["size"] * min(h, w)))
         top, left = int(bg["top"] * (h - side)), int(bg["left"] * (w - side))
-        crop = img[top:top + side, left:left + side]
-        out = resize(crop, (height, width), order=1, anti_aliasing=True, preserve_range=True)
+        crop = Image.fromarray(img[top:top + side, left:left + side])
+        out = np.asarray(crop.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
         return (0.7 * out + 0.15).astype(np.float32)  # lower the contrast so objects stay salient
     raise ValueError(f"unknown background kind {kind!r}")
 
 
 def coverage(obj: dict[str, Any], height: int, width: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
-    """Anti-aliased (H, W) coverage of one object: a hard raster at ``supersample`` x, box-averaged."""
+    """Anti-aliased (H, W) coverage of one object: a hard raster at ``supersample`` x, box-averaged.
+
+    Only the object's bounding window is rasterised (every vertex lies within 1.2 radii of the centre)."""
     s = supersample
-    hard = shape_mask(obj, height * s, width * s)
-    return hard.reshape(height, s, width, s).mean(axis=(1, 3), dtype=np.float32)
+    out = np.zeros((height, width), dtype=np.float32)
+    reach = 1.2 * obj["radius"] * min(height, width)
+    cx, cy = obj["x"] * width, obj["y"] * height
+    x0, x1 = max(0, math.floor(cx - reach)), min(width, math.ceil(cx + reach))
+    y0, y1 = max(0, math.floor(cy - reach)), min(height, math.ceil(cy + reach))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    hard = shape_mask(obj, height * s, width * s, window=(y0 * s, x0 * s, (y1 - y0) * s, (x1 - x0) * s))
+    out[y0:y1, x0:x1] = hard.reshape(y1 - y0, s, x1 - x0, s).mean(axis=(1, 3), dtype=np.float32)
+    return out
 
 
 def render_scene(scene: dict[str, Any], resolution: int) -> Rendered:
@@ -156,3 +172,11 @@ def annotate_scene(scene: dict[str, Any], rendered: Rendered) -> dict[str, Any]:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """A float image in [0, 1] as uint8 (rounded), for PNG files."""
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def make_example(split: str, index: int, seed: int, resolution: int,
+                 max_objects: int = MAX_OBJECTS) -> tuple[dict[str, Any], Rendered]:
+    """Sample, render and annotate image ``index``: returns (scene graph with pixel annotations, Rendered)."""
+    scene = sample_scene(split, index, seed, max_objects=max_objects)
+    rendered = render_scene(scene, resolution)
+    return annotate_scene(scene, rendered), rendered

@@ -112,21 +112,26 @@ def polygon(shape: str) -> np.ndarray | None:
     return np.asarray(pts, dtype=np.float64)
 
 
-def shape_mask(obj: dict[str, Any], height: int, width: int) -> np.ndarray:
-    """Hard (H, W) bool raster of one object's full (amodal) shape, sampled at pixel centres."""
+def shape_mask(obj: dict[str, Any], height: int, width: int,
+               window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Hard (H, W) bool raster of one object's full (amodal) shape, sampled at pixel centres.
+
+    ``window = (top, left, h, w)`` rasterises only that part of the H x W canvas (same pixel grid), as (h, w).
+    """
     from skimage.draw import polygon as draw_polygon
 
+    top, left, h, w = window or (0, 0, height, width)
     side = min(height, width)
-    cx, cy, r = obj["x"] * width, obj["y"] * height, obj["radius"] * side
+    cx, cy, r = obj["x"] * width - left, obj["y"] * height - top, obj["radius"] * side
     pts = polygon(obj["shape"])
     if pts is None:
-        yy, xx = np.ogrid[:height, :width]
+        yy, xx = np.ogrid[:h, :w]
         return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
     theta = math.radians(obj["angle"])
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     xy = pts @ rot.T * r + (cx, cy)  # (V, 2) pixel coordinates
-    mask = np.zeros((height, width), dtype=bool)
-    rr, cc = draw_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=(height, width))
+    mask = np.zeros((h, w), dtype=bool)
+    rr, cc = draw_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=(h, w))
     mask[rr, cc] = True
     return mask
 

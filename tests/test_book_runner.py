@@ -1,0 +1,135 @@
+"""The book runner, results with provenance, profiles and the notebook source converter."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from setok.baselines import ClusteringConfig
+from setok.book.nbsrc import percent_to_notebook
+from setok.book.results import Run, atomic_write_bytes, paper_reported, read_json
+from setok.book.runner import load_chapters, report_failures, run_book
+from setok.config import apply_overrides, build, load_profile
+
+NOTEBOOK_SRC = """# %% [markdown]
+# # A test chapter
+# %% tags=["parameters"]
+profile = "mini"
+seed = 0
+divisor = 1
+# %%
+x = 1
+# %%
+y = x / divisor
+"""
+
+
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    nb = percent_to_notebook(NOTEBOOK_SRC)
+    (tmp_path / "notebooks" / "t.ipynb").write_text(json.dumps(nb))
+    sleepy = percent_to_notebook(NOTEBOOK_SRC.replace("x = 1", "import time\ntime.sleep(30)"))
+    (tmp_path / "notebooks" / "slow.ipynb").write_text(json.dumps(sleepy))
+    (tmp_path / "book" / "chapters.yaml").write_text(
+        "chapters:\n"
+        "  - name: good\n    notebook: notebooks/t.ipynb\n    parameters: {smoke: {divisor: 2}}\n"
+        "  - name: bad\n    notebook: notebooks/t.ipynb\n    parameters: {smoke: {divisor: 0}}\n"
+        "  - name: slow\n    notebook: notebooks/slow.ipynb\n    timeout: {smoke: 3}\n")
+    monkeypatch.setenv("SETOK_ROOT", str(tmp_path))
+    monkeypatch.setenv("SETOK_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+def test_runner_collects_every_failure_and_names_the_cell(fake_repo, capsys):
+    results = run_book("smoke", out_dir=fake_repo / "out")
+    by_name = {r.chapter: r for r in results}
+    assert by_name["good"].ok and not by_name["bad"].ok and not by_name["slow"].ok
+    assert "code cell 4" in by_name["bad"].error and "ZeroDivisionError" in by_name["bad"].error
+    assert report_failures(results) == 1
+    err = capsys.readouterr().err
+    assert "2 of 3 notebook(s) failed" in err and "bad" in err and "slow" in err
+    record = read_json(fake_repo / "results" / "smoke" / "good" / "run.json")
+    assert record["parameters"] == {"profile": "smoke", "seed": 0, "divisor": 2} and record["kind"] == "chapter"
+    assert not (fake_repo / "results" / "smoke" / "bad").exists()  # a failed run writes no run.json
+
+
+def test_runner_rejects_unknown_chapters_and_profiles(fake_repo):
+    with pytest.raises(ValueError, match="unknown chapter"):
+        run_book("smoke", only=["nope"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        run_book("huge")
+
+
+def test_chapter_spec_errors(tmp_path):
+    spec = tmp_path / "chapters.yaml"
+    spec.write_text("chapters:\n  - name: a\n    notebook: notebooks/missing.ipynb\n")
+    with pytest.raises(FileNotFoundError, match="missing notebook"):
+        load_chapters(spec)
+    spec.write_text("chapters:\n  - name: a\n    notebook: x\n    colour: red\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_chapters(spec)
+    with pytest.raises(FileNotFoundError, match="chapter spec"):
+        load_chapters(tmp_path / "none.yaml")
+
+
+def test_run_json_has_provenance_and_writes_are_atomic(tmp_path):
+    run = Run.start("smoke", "unit", seed=3, config=ClusteringConfig(), root=tmp_path)
+    run.save_metrics({"a": 1.5})
+    run.save_metrics({"b": 2})
+    path = run.finish()
+    record = json.loads(path.read_text())
+    assert record["seed"] == 3 and record["config"]["knn_k"] == 5 and record["profile"] == "smoke"
+    assert set(record["versions"]) >= {"torch", "transformers", "python"} and "device" in record["device"]
+    assert json.loads(run.path("metrics.json").read_text()) == {"a": 1.5, "b": 2}
+    assert not [p for p in run.dir.iterdir() if p.name.endswith(".tmp")]
+    with pytest.raises(ValueError, match="plain folder name"):
+        Run.start("smoke", "../escape")
+    with pytest.raises(ValueError, match="unknown profile"):
+        Run.start("large", "x")
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "m.json"
+    atomic_write_bytes(target, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_profiles_overrides_and_unknown_keys():
+    cfg = load_profile("mini", ["tokenizer.clustering.knn_k=7", "tokenizer.clustering.kernel_scale=1e-1"])
+    assert cfg["tokenizer"]["clustering"]["knn_k"] == 7 and cfg["tokenizer"]["clustering"]["kernel_scale"] == 0.1
+    assert cfg["profile"] == "mini"
+    with pytest.raises(ValueError, match="unknown profile"):
+        load_profile("giant")
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_overrides({}, ["knn_k"])
+    with pytest.raises(ValueError, match="unknown config key"):
+        build(ClusteringConfig, {"knn": 3})
+    assert build(ClusteringConfig, {"knn_k": 9}).knn_k == 9
+
+
+def test_paper_reported_reads_the_transcribed_tables():
+    assert paper_reported("table5_clustering", "n_clusters", method="Hard-clustering") == 25.0
+    with pytest.raises(ValueError, match="expected one value"):
+        paper_reported("table5_clustering", "n_clusters")
+    with pytest.raises(FileNotFoundError):
+        paper_reported("table99", "x")
+
+
+def test_percent_source_to_notebook():
+    nb = percent_to_notebook(NOTEBOOK_SRC)
+    kinds = [c["cell_type"] for c in nb["cells"]]
+    assert kinds == ["markdown", "code", "code", "code"]
+    assert nb["cells"][0]["source"] == ["# A test chapter"]
+    assert nb["cells"][1]["metadata"]["tags"] == ["parameters"] and nb["cells"][1]["outputs"] == []
+
+
+def test_cli_errors_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "setok.cli", "book", "run", "--profile", "huge"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
