@@ -494,6 +494,7 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
     """Stage I (SPEC §3.1) for a resolved profile (``load_profile``); resumes from the newest checkpoint in
     ``out_dir`` (``fresh=True`` deletes that folder first). Returns the final metrics (also in
     ``results/<profile>/stage1/`` and the artifact's manifest)."""
+    t0 = time.perf_counter()
     profile = profile_cfg["profile"]
     cfg = build(Stage1Config, profile_cfg.get("stage1"), "stage1")
     seed = int(cfg.seed if cfg.seed is not None else profile_cfg.get("seed", 0))
@@ -550,7 +551,6 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
     bar = tqdm(range(start_step, stop), desc="stage1", disable=not accelerator.is_local_main_process,
                initial=0, total=stop - start_step)
     model.train()
-    t0 = time.perf_counter()
     metrics: dict[str, Any] = {}
     for step in bar:
         phase = 1 if step < cfg.phase1_steps else 2
@@ -609,15 +609,16 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
         final = {"steps": cfg.total_steps, "global_batch": global_batch, "world_size": world,
                  "train_loss_last": rows[-1]["loss"], "kappa": float(core.tokenizer.kappa.detach()), **evals[-1]}
         final.pop("step", None)
+        final["wall_time_s"] = round(time.perf_counter() - t0, 2)  # this invocation (a resumed run: its part)
         save_stage1_artifact(out, profile, cfg, core, final)
-        _write_results(res_root, profile, seed, cfg, rows, evals, final, time.perf_counter() - t0)
+        _write_results(res_root, profile, seed, cfg, rows, evals, final)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
 
 
 def _write_results(res_root: Path, profile: str, seed: int, cfg: Stage1Config, rows: list[dict],
-                   evals: list[dict], final: dict, wall: float) -> None:
+                   evals: list[dict], final: dict) -> None:
     """``results/<profile>/stage1/``: log.csv (train curve), eval.csv, metrics.json, run.json."""
     import pandas as pd
 
@@ -626,7 +627,7 @@ def _write_results(res_root: Path, profile: str, seed: int, cfg: Stage1Config, r
     run = Run.start(profile, "stage1", seed=seed, config=cfg, root=res_root)
     run.save_table(pd.DataFrame(rows), "log.csv")
     run.save_table(pd.DataFrame(evals), "eval.csv")
-    run.save_metrics({**final, "wall_time_this_run_s": round(wall, 2)})
+    run.save_metrics(final)
     run.finish()
 
 
