@@ -137,3 +137,22 @@ def test_bad_stage1_config(key, value, match):
         Stage1Config(**{key: value})
     with pytest.raises(ValueError, match="unknown config key"):
         build(Stage1Config, {"batchsize": 3}, "stage1")
+
+
+def test_resampler_is_a_drop_in_tokenizer():
+    from setok.train.stage1 import build_stage1_model, sample_noise
+
+    pc = load_profile("smoke", ["stage1.tokenizer_kind=resampler"])
+    cfg = build(Stage1Config, pc["stage1"], "stage1")
+    torch.manual_seed(0)
+    model = build_stage1_model(pc, cfg)
+    assert not any(p.requires_grad for p in model.tokenizer.merger.parameters())
+    pixel = torch.rand(2, 3, 32, 32) * 2 - 1
+    noise, steps = sample_noise(0, torch.arange(2), (3, 32, 32), 1000)
+    gt = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    gt[:, 0, :16] = True
+    losses = model(pixel, pixel, noise, steps, gt, torch.ones(2, 1, dtype=torch.bool), phase=2)
+    assert set(losses) >= {"loss", "diffusion", "bce", "dice", "kl"} and torch.isfinite(losses["loss"])
+    assert losses["num_tokens"].item() == cfg.resampler["num_queries"]
+    losses["loss"].backward()
+    assert model.resampler.queries.grad is not None
