@@ -49,6 +49,8 @@ class Stage1Config:
     tokenizer_kind: str = "setok"  # "setok" or "resampler" (Table 5's Resampler 64 baseline)
     tokenizer: dict = field(default_factory=dict)  # merged over the profile's tokenizer section (e.g. kernel_scale)
     train_encoder: bool = False  # section 2.2: the encoder is frozen; mini trains it (no pretrained weights offline)
+    encoder_phases: list = field(default_factory=lambda: [1, 2])  # sub-phases in which a trainable encoder learns
+    encoder_losses: str = "all"  # "all", or "mask": only the mask decoder's per-pixel path trains the encoder
     data: dict = field(default_factory=dict)  # {kind: miniworld, n_train, n_val}
     batch_size: int = 32  # per device (Table 7)
     grad_accum: int = 1
@@ -101,6 +103,8 @@ class Stage1Config:
             raise ValueError(f"stage1.lr must be two positive learning rates, one per sub-phase (got {self.lr})")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"stage1.warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if self.encoder_losses not in ("all", "mask"):
+            raise ValueError(f"stage1.encoder_losses must be 'all' or 'mask' (got {self.encoder_losses!r})")
         if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
             raise ValueError(f"stage1.max_steps_this_run must be >= 1 or null (got {self.max_steps_this_run})")
 
@@ -246,21 +250,29 @@ class Stage1Model(nn.Module):
         super().__init__()
         self.tokenizer, self.visual, self.mask_decoder, self.resampler = tokenizer, visual, mask_decoder, resampler
 
-    def tokenize(self, pixel_values: torch.Tensor) -> Any:
-        """Images (B, 3, H, W) in [-1, 1] -> an output with tokens, token_mask, masks, labels, features, grid."""
+    def tokenize(self, pixel_values: torch.Tensor, encoder_grad: bool = True, detach_tokens: bool = False) -> Any:
+        """Images (B, 3, H, W) in [-1, 1] -> an output with tokens, token_mask, masks, labels, features, grid.
+
+        ``encoder_grad=False`` runs the encoder without a graph (it does not learn in this sub-phase);
+        ``detach_tokens`` clusters and merges detached features, so only ``out.features`` carries encoder grads."""
+        with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
+            features = self.tokenizer.encode(pixel_values)  # (B, N, d)
+        source = features.detach() if detach_tokens else features
         if self.resampler is None:
-            return self.tokenizer(pixel_values=pixel_values)
-        features = self.tokenizer.encode(pixel_values)  # (B, N, d)
-        out = self.resampler(features)
+            out = self.tokenizer(features=source)
+            out.features = features
+            return out
+        out = self.resampler(source)
         out.features, out.grid_size = features, self.tokenizer.grid_size
         return out
 
     def forward(self, pixel_values: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                 gt_masks: torch.Tensor | None = None, mask_valid: torch.Tensor | None = None, phase: int = 1,
-                weights: dict[str, float] | None = None, add_background: bool = True) -> dict[str, torch.Tensor]:
+                weights: dict[str, float] | None = None, add_background: bool = True,
+                encoder_grad: bool = True, encoder_losses: str = "all") -> dict[str, torch.Tensor]:
         """Per-batch mean losses: ``loss`` (weighted sum), ``diffusion``, in phase 2 also ``bce``, ``dice``, ``kl``."""
         weights = weights or {}
-        out = self.tokenize(pixel_values)
+        out = self.tokenize(pixel_values, encoder_grad, detach_tokens=encoder_losses == "mask")
         diffusion = self.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise, timesteps)  # (B,)
         losses = {"diffusion": diffusion.mean(), "num_tokens": out.token_mask.sum(1).float().mean()}
         total = weights.get("diffusion", 1.0) * losses["diffusion"]
@@ -564,7 +576,8 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
             with accelerator.accumulate(model), accelerator.autocast():
                 losses = model(pixel, x0, noise.to(x0.device, x0.dtype), timesteps.to(x0.device),
                                batch["masks"].to(accelerator.device), batch["mask_valid"].to(accelerator.device),
-                               phase=phase, weights=cfg.loss_weights, add_background=cfg.add_background)
+                               phase=phase, weights=cfg.loss_weights, add_background=cfg.add_background,
+                               encoder_grad=phase in cfg.encoder_phases, encoder_losses=cfg.encoder_losses)
                 accelerator.backward(losses["loss"])
                 if accelerator.sync_gradients and cfg.distributed != "deepspeed":
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
