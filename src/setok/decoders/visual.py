@@ -174,7 +174,9 @@ class VisualDecoder(ModelMixin, ConfigMixin):
                     num_inference_steps: int = 50, generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM sampling conditioned on the tokens; returns samples (B, C, H, W) in the diffused space."""
         context = self.condition(tokens, token_mask)  # (B, Q, D)
-        ddim = DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False, set_alpha_to_one=False)
+        # pixel space: clip the x0 estimate to the image range (DDPM's default), which keeps early steps bounded
+        ddim = DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=self.config.space == "pixel",
+                                         set_alpha_to_one=False)
         ddim.set_timesteps(num_inference_steps)
         sample = torch.randn((tokens.shape[0], *shape), generator=generator).to(tokens.device, context.dtype)
         for t in ddim.timesteps:
