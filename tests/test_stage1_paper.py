@@ -69,12 +69,14 @@ def test_paper_shapes(paper_model):
 
 
 def test_paper_profile_needs_local_checkpoints():
-    pc = load_profile("paper", ["tokenizer.encoder_path=null", "stage1.qformer_path=/nonexistent/bert"])
+    pc = load_profile("paper")
     cfg = build(Stage1Config, pc["stage1"], "stage1")
-    with pytest.raises(FileNotFoundError, match="stage1.decoder.qformer_path"):
-        build_stage1_model({**pc, "tokenizer": {**pc["tokenizer"], "hidden_size": 32, "encoder_layers": 1,
-                                                "encoder_heads": 2, "image_size": 28, "merger": {"ffn_dim": 8}}},
-                           cfg)
+    with torch.device("meta"), pytest.raises(FileNotFoundError, match="tokenizer.encoder_path"):
+        build_stage1_model(pc, cfg)  # /models/siglip-so400m-patch14-384 is not here
+    no_encoder = {**pc, "tokenizer": {**pc["tokenizer"], "encoder_path": None}}
+    missing_bert = build(Stage1Config, {**pc["stage1"], "qformer_path": "/nonexistent/bert"}, "stage1")
+    with torch.device("meta"), pytest.raises(FileNotFoundError, match="stage1.decoder.qformer_path"):
+        build_stage1_model(no_encoder, missing_bert)
 
 
 def test_gpu_script_dry_run(tmp_path):
