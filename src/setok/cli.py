@@ -15,6 +15,7 @@ import sys
 COMMANDS = (
     "setok.book.cli",
     "setok.bench",
+    "setok.train.cli",
     "setok.doctor",
     "setok.data.cli",
 )
