@@ -133,6 +133,11 @@ COCO_FAULTS = {
     "polygon_out": ("instances", "out_of_bounds", "annotation 107"),
     "unknown_category": ("instances", "unknown_id", "annotation 108"),
     "ann_no_bbox": ("instances", "missing_field", "annotation 109"),
+    "duplicate_image": ("both", "duplicate_id", "image 2"),
+    "polygon_degenerate": ("instances", "bad_geometry", "annotation 110"),
+    "box_negative": ("instances", "bad_geometry", "annotation 111"),
+    "duplicate_caption": ("captions", "duplicate_id", "caption 13"),
+    "duplicate_ann": ("instances", "duplicate_id", "annotation 101"),
 }
 
 
@@ -141,12 +146,22 @@ def build_coco(root: Path, faults: tuple[str, ...] = (), split: str = "val2017")
     captions, instances = coco_data()
     colours = {1: "red", 2: "blue", 3: "green"}
     for img in captions["images"]:
-        write_image(
-            root / "images" / split / img["file_name"], (img["width"], img["height"]), colours[img["id"]]
-        )
+        write_image(root / "images" / split / img["file_name"], (img["width"], img["height"]), colours[img["id"]])
     caps, anns = captions["annotations"], instances["annotations"]
     if "missing_image" in faults:
         (root / "images" / split / "000000000003.jpg").unlink()
+    if "polygon_degenerate" in faults:  # two points: real COCO has a few of these
+        anns.append({"id": 110, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "segmentation": [[1, 1, 3, 3]]})
+    if "box_negative" in faults:
+        anns.append(
+            {"id": 111, "image_id": 1, "category_id": 1, "bbox": [5, 5, -1, 2], "segmentation": [[1, 1, 4, 1, 4, 4]]}
+        )
+    if "duplicate_image" in faults:
+        captions["images"].append(dict(captions["images"][1]))  # instances shares the same list
+    if "duplicate_caption" in faults:
+        caps.append({"id": 13, "image_id": 1, "caption": "again"})
+    if "duplicate_ann" in faults:
+        anns.append(dict(anns[0]))
     if "caption_unknown_image" in faults:
         caps.append({"id": 15, "image_id": 99, "caption": "ghost"})
     if "caption_empty" in faults:
@@ -155,9 +170,7 @@ def build_coco(root: Path, faults: tuple[str, ...] = (), split: str = "val2017")
         caps.append({"id": 17, "image_id": 2})
     poly = [[1, 1, 4, 1, 4, 4, 1, 4]]
     if "box_out" in faults:
-        anns.append(
-            {"id": 105, "image_id": 2, "category_id": 1, "bbox": [30, 30, 10, 10], "segmentation": poly}
-        )
+        anns.append({"id": 105, "image_id": 2, "category_id": 1, "bbox": [30, 30, 10, 10], "segmentation": poly})
     if "rle_size" in faults:
         anns.append(
             {
@@ -242,9 +255,7 @@ def build_llava(root: Path, faults: tuple[str, ...] = (), name: str = "blip_laio
     if "empty_turn" in faults:
         data.append({"id": "x_empty", "image": img, "conversations": [ok[0], {"from": "gpt", "value": ""}]})
     if "roles" in faults:
-        data.append(
-            {"id": "x_roles", "image": img, "conversations": [ok[0], {"from": "human", "value": "Hm?"}]}
-        )
+        data.append({"id": "x_roles", "image": img, "conversations": [ok[0], {"from": "human", "value": "Hm?"}]})
     if "no_token" in faults:
         data.append(
             {
@@ -269,6 +280,7 @@ VQA_FAULTS = {
     "no_annotation": ("annotations", "unknown_id", "70"),
     "missing_image": ("questions", "missing_image", "80"),
     "no_image_id": ("questions", "missing_field", "90"),
+    "duplicate_question": ("questions", "duplicate_id", "10"),
 }
 
 
@@ -325,6 +337,8 @@ def build_vqa(root: Path, faults: tuple[str, ...] = ()) -> dict[str, Path]:
     if "missing_image" in faults:
         qs.append({"image_id": 3, "question": "What is it?", "question_id": 80})
         anns.append({"question_id": 80, "image_id": 3, "answers": ten})
+    if "duplicate_question" in faults:
+        qs.append(dict(qs[0]))
     if "no_image_id" in faults:
         qs.append({"question": "Why?", "question_id": 90})
         anns.append({"question_id": 90, "image_id": 1, "answers": ten})
@@ -387,6 +401,7 @@ POPE_FAULTS = {
     "empty": ("empty_text", "6"),
     "maybe": ("bad_answers", "7"),
     "missing_image": ("missing_image", "8"),
+    "duplicate": ("duplicate_id", "1"),
 }
 
 
@@ -395,9 +410,7 @@ def build_pope(root: Path, faults: tuple[str, ...] = (), variant: str = "random"
     write_image(root / "val2014" / "COCO_val2014_000000310196.jpg", (20, 20), "red")
     img = "COCO_val2014_000000310196.jpg"
     lines = [
-        json.dumps(
-            {"question_id": 1, "image": img, "text": "Is there a snowboard in the image?", "label": "yes"}
-        ),
+        json.dumps({"question_id": 1, "image": img, "text": "Is there a snowboard in the image?", "label": "yes"}),
         json.dumps({"question_id": 2, "image": img, "text": "Is there a dog in the image?", "label": "No"}),
     ]
     if "bad_line" in faults:
@@ -407,13 +420,11 @@ def build_pope(root: Path, faults: tuple[str, ...] = (), variant: str = "random"
     if "empty" in faults:
         lines.append(json.dumps({"question_id": 6, "image": img, "text": "", "label": "no"}))
     if "maybe" in faults:
-        lines.append(
-            json.dumps({"question_id": 7, "image": img, "text": "Is there a car?", "label": "maybe"})
-        )
+        lines.append(json.dumps({"question_id": 7, "image": img, "text": "Is there a car?", "label": "maybe"}))
+    if "duplicate" in faults:
+        lines.append(lines[0])
     if "missing_image" in faults:
-        lines.append(
-            json.dumps({"question_id": 8, "image": "COCO_val2014_404.jpg", "text": "Is?", "label": "no"})
-        )
+        lines.append(json.dumps({"question_id": 8, "image": "COCO_val2014_404.jpg", "text": "Is?", "label": "no"}))
     path = root / f"coco_pope_{variant}.json"
     path.write_text("\n".join(lines) + "\n")
     return {"file": path, "images": root / "val2014"}
@@ -427,6 +438,7 @@ REF_FAULTS = {
     "no_split": ("missing_field", "ref 6"),
     "missing_image": ("missing_image", "ref 7"),
     "image_mismatch": ("unknown_id", "ref 8"),
+    "duplicate_ref": ("duplicate_id", "ref 1"),
 }
 
 
@@ -491,6 +503,8 @@ def build_refcoco(root: Path, faults: tuple[str, ...] = (), split_by: str = "unc
     if "missing_image" in faults:
         (root / "images" / "train2014" / "COCO_train2014_000000000003.jpg").unlink()
         refs.append({**base, "ref_id": 7, "ann_id": 104, "image_id": 3})
+    if "duplicate_ref" in faults:
+        refs.append(dict(refs[0]))
     if "image_mismatch" in faults:
         refs.append({**base, "ref_id": 8, "ann_id": 101, "image_id": 2})
     folder = root / "refcoco"
@@ -539,9 +553,7 @@ def build_ip2p(root: Path, faults: tuple[str, ...] = (), seeds_json: bool = True
         write_image(root / "0000001" / "444_0.jpg", (16, 16), "red")
         prompts["0000001"][1].append("444")
     if seeds_json:
-        write_json(
-            root / "seeds.json", [[name, [int(s) for s in seeds]] for name, (_, seeds) in prompts.items()]
-        )
+        write_json(root / "seeds.json", [[name, [int(s) for s in seeds]] for name, (_, seeds) in prompts.items()])
     return root
 
 
@@ -565,9 +577,7 @@ def image_text_members(faults: tuple[str, ...] = ()) -> dict[str, bytes]:
     members = {
         "00000/000000001.png": png("red"),
         "00000/000000001.txt": b"a red square",
-        "00000/000000001.json": json.dumps(
-            {"key": "000000001", "url": "http://x", "status": "success"}
-        ).encode(),
+        "00000/000000001.json": json.dumps({"key": "000000001", "url": "http://x", "status": "success"}).encode(),
         "00000/000000002.png": png("blue"),
         "00000/000000002.json": json.dumps({"caption": "a blue circle", "width": 12}).encode(),
     }

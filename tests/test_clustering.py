@@ -285,3 +285,17 @@ def test_tome_merges_to_budget_and_groups_duplicates():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         ClusteringConfig(**bad)
+
+
+def test_fused_scores_and_stick_breaking_equal_the_two_calls():
+    from setok.clustering import density_peak_stick_breaking
+
+    z, _ = blobs(B=2, N=30)
+    pm = torch.zeros(2, 30, dtype=torch.bool)
+    pm[1, 25:] = True
+    peaks = density_peak_scores(z, 3, padding_mask=pm)
+    two = stick_breaking(z, peaks.score, 3.0, 10, padding_mask=pm)
+    fused, fused_peaks = density_peak_stick_breaking(z, 3, 3.0, 10, padding_mask=pm)
+    assert torch.equal(two.masks, fused.masks) and torch.equal(fused_peaks.score, peaks.score)
+    with pytest.raises(ValueError, match="knn_k"):
+        density_peak_stick_breaking(z, 0, 3.0, 10)

@@ -62,11 +62,24 @@ def test_each_fault_raises_naming_file_and_record(tmp_path, fault):
 def test_skip_mode_counts_every_fault(tmp_path):
     p = build_coco(tmp_path, tuple(COCO_FAULTS))
     caps = load_coco_captions(p["captions"], p["images"], on_error="skip")
-    assert caps.report.counts == {"missing_image": 1, "unknown_id": 1, "empty_text": 1, "missing_field": 1}
+    assert caps.report.counts == {
+        "missing_image": 1,
+        "unknown_id": 1,
+        "empty_text": 1,
+        "missing_field": 1,
+        "duplicate_id": 2,
+    }
     assert [r.image_id for r in caps] == [1, 2]  # image 3 (file missing) is gone with its caption
     assert caps[1].captions == ["A blue circle."]
     inst = load_coco_instances(p["instances"], p["images"], config=LoaderConfig(on_error="skip"))
-    assert inst.report.counts == {"missing_image": 1, "out_of_bounds": 3, "unknown_id": 1, "missing_field": 1}
+    assert inst.report.counts == {
+        "missing_image": 1,
+        "out_of_bounds": 3,
+        "bad_geometry": 2,
+        "unknown_id": 1,
+        "missing_field": 1,
+        "duplicate_id": 2,
+    }
     assert [e[1] for e in inst.report.examples["out_of_bounds"]] == [
         "annotation 105",
         "annotation 106",
@@ -74,7 +87,7 @@ def test_skip_mode_counts_every_fault(tmp_path):
     ]
     assert sorted(a.id for r in inst for a in r.annotations) == [101, 102, 103]
     text = inst.report.summary()
-    assert "loaded 2, skipped 6" in text and "out_of_bounds: 3" in text and "annotation 105" in text
+    assert "loaded 2, skipped 10" in text and "out_of_bounds: 3" in text and "annotation 105" in text
 
 
 def test_bad_json_raises_even_when_skipping(tmp_path):
@@ -99,3 +112,16 @@ def test_check_images_off_keeps_records_with_absent_files(tmp_path):
     assert len(recs) == 3
     with pytest.raises(FileNotFoundError, match="000000000003.jpg"):
         recs[2].open_image()
+
+
+def test_profiles_choose_the_policy():
+    from setok.config import load_profile
+    from setok.data.loaders import loader_config
+
+    assert loader_config(load_profile("mini")).on_error == "raise"
+    assert loader_config(load_profile("paper")).on_error == "skip"
+    assert loader_config(load_profile("paper", ["loaders.on_error=raise"])).on_error == "raise"
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['strict'\] for LoaderConfig in loaders"):
+        loader_config(load_profile("mini", ["loaders.strict=1"]))
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        loader_config(load_profile("mini", ["loaders.on_error=ignore"]))

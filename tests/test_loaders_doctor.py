@@ -94,3 +94,30 @@ def test_check_path_rules(tmp_path):
 def test_bad_profile_exits_2(capsys):
     assert main(["doctor", "--profile", "huge"]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
+
+
+def test_validate_reads_present_datasets_in_skip_mode(tmp_path, capsys):
+    build_coco(tmp_path / "coco", ("box_out", "caption_empty"), split="val2017")
+    for variant in ("random", "popular", "adversarial"):
+        build_pope(tmp_path / "pope", ("maybe",) if variant == "random" else (), variant=variant)
+    args = [
+        "doctor",
+        "--profile",
+        "paper",
+        "--config",
+        f"paths.datasets.coco={tmp_path / 'coco'}",
+        "--config",
+        f"paths.datasets.pope={tmp_path / 'pope'}",
+        "--config",
+        f"paths.datasets.coco2014={tmp_path / 'pope'}",  # POPE images: <coco2014>/val2014
+        "--validate",
+        "coco,pope,gqa",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "coco_captions: loaded 3, skipped 1" in out and "empty_text: 1 (first ids: caption 16" in out
+    assert "coco_instances: loaded 3, skipped 1" in out and "out_of_bounds: 1" in out
+    assert out.count("pope: loaded 2, skipped 0") == 2 and "pope: loaded 2, skipped 1" in out
+    assert "gqa: cannot validate: gqa file not found: /data/gqa/testdev_balanced_questions.json" in out
+    assert main([*args[:-1], "coco,imagenet"]) == 2
+    assert "no loader for ['imagenet']" in capsys.readouterr().err

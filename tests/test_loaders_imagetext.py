@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _loader_fixtures import IT_FAULTS, build_image_text_folder, build_image_text_shard
 
-from setok.data.loaders import MalformedRecordError, load_image_text
+from setok.data.loaders import LoadReport, MalformedRecordError, iter_image_text, load_image_text
 from setok.data.loaders.imagetext import split_key
 
 
@@ -57,3 +57,19 @@ def test_skip_counts_over_two_shards(tmp_path):
 def test_missing_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="image_text source not found"):
         load_image_text(tmp_path / "none")
+
+
+def test_streaming_over_shards_counts_like_the_list_loader(tmp_path, caplog):
+    a = build_image_text_shard(tmp_path / "00000.tar", tuple(IT_FAULTS))
+    b = build_image_text_shard(tmp_path / "00001.tar")
+    report = LoadReport("laion", on_error="skip")
+    stream = iter_image_text([a, b], report)
+    first = next(stream)
+    assert first.key == "00000/000000001" and report.loaded == 2  # only the first shard has been read
+    with caplog.at_level("WARNING", logger="setok.data.loaders"):
+        rest = list(stream)
+    assert len(rest) == 3 and report.loaded == 4
+    assert report.counts == {"missing_image": 1, "missing_field": 1, "empty_text": 1, "bad_json": 1}
+    assert "laion: loaded 4, skipped 4" in caplog.text
+    with pytest.raises(MalformedRecordError, match="record 00000/000000003: missing_image"):
+        list(iter_image_text([a], LoadReport("laion")))

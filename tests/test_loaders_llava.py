@@ -58,13 +58,24 @@ def test_setokim_target_image_extension(tmp_path):
     """Generation / editing turns: ``target_image`` + one <image> in a gpt turn (absent from real files)."""
     p = build_llava(tmp_path)
     data = [
-        {"id": "e1", "image": "00000/000000001.jpg", "target_image": "00000/000000002.jpg", "task": "edit",
-         "conversations": [{"from": "human", "value": "<image>\nmake it blue"}, {"from": "gpt", "value": "<image>"}]},
-        {"id": "t1", "target_image": "00000/000000002.jpg",
-         "conversations": [{"from": "human", "value": "Draw a circle."}, {"from": "gpt", "value": "<image>"}]},
+        {
+            "id": "e1",
+            "image": "00000/000000001.jpg",
+            "target_image": "00000/000000002.jpg",
+            "task": "edit",
+            "conversations": [{"from": "human", "value": "<image>\nmake it blue"}, {"from": "gpt", "value": "<image>"}],
+        },
+        {
+            "id": "t1",
+            "target_image": "00000/000000002.jpg",
+            "conversations": [{"from": "human", "value": "Draw a circle."}, {"from": "gpt", "value": "<image>"}],
+        },
         {"id": "bad", "conversations": [{"from": "human", "value": "Draw."}, {"from": "gpt", "value": "<image>"}]},
-        {"id": "gone", "target_image": "00000/404.jpg",
-         "conversations": [{"from": "human", "value": "Draw."}, {"from": "gpt", "value": "<image>"}]},
+        {
+            "id": "gone",
+            "target_image": "00000/404.jpg",
+            "conversations": [{"from": "human", "value": "Draw."}, {"from": "gpt", "value": "<image>"}],
+        },
     ]
     path = p["json"].with_name("mix.json")
     path.write_text(__import__("json").dumps(data))

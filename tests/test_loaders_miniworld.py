@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from setok.cli import main
-from setok.data.loaders import load_miniworld, miniworld_paths
+from setok.data.loaders import load_miniworld, loader_table, miniworld_paths
 from setok.data.miniworld.dataset import make_example
 from setok.data.miniworld.render import to_uint8
 from setok.data.miniworld.writers import write_miniworld
@@ -97,7 +97,7 @@ def test_missing_split_names_the_file(world):
 def test_doctor_roundtrip_at_mini(capsys):
     assert main(["doctor", "--profile", "smoke", "--roundtrip"]) == 0
     out = capsys.readouterr().out
-    assert "nothing external is needed" in out and "round trip read back: coco_captions" in out
+    assert "nothing external is needed" in out and "read back: coco_captions" in out
 
 
 def test_manifest_lists_the_files_the_loaders_read(world):
@@ -107,3 +107,21 @@ def test_manifest_lists_the_files_the_loaders_read(world):
     assert root / files["coco_captions"] == paths["coco_captions"]["captions_file"]
     assert root / files["llava_mix"] == paths["llava_instruct"]["json_file"]
     assert root / files["pope_adversarial"] == paths["pope_adversarial"]["pope_file"]
+
+
+def test_loader_table_names_real_and_mini_files(world):
+    root, _ = world
+    rows = {r["format"]: r for r in loader_table(root, "val")}
+    assert rows["coco_captions"]["mini world"] == "coco/annotations/captions_val.json"
+    assert rows["refcoco"]["loader"] == "load_refcoco()" and "refs(unc).p" in rows["refcoco"]["real dataset"]
+    assert rows["pope_popular"]["mini world"] == "pope/val/coco_pope_popular.json"
+
+
+def test_cli_written_splits_read_back(tmp_path, capsys):
+    """``setok data miniworld --split all`` then every split through the loaders (incl. the held-out one)."""
+    assert main(["data", "miniworld", "--out", str(tmp_path), "--split", "all", "--n", "2", "--resolution", "32"]) == 0
+    capsys.readouterr()
+    for split in ("train", "val", "test", "compositional"):
+        data = load_miniworld(tmp_path, split)
+        assert len(data["coco_instances"]) == 2 and all(r.report.skipped == 0 for r in data.values())
+        assert {r.split for r in data["refcoco"]} == {split}

@@ -49,6 +49,7 @@ def test_skip_counts(tmp_path):
     recs = load_refcoco(p["root"], image_dir=p["images"], on_error="skip")
     assert [r.ref_id for r in recs] == [1, 2]
     assert recs.report.counts == {
+        "duplicate_id": 1,
         "unknown_id": 2,
         "empty_text": 1,
         "out_of_bounds": 1,

@@ -39,6 +39,7 @@ def test_vqa_skip_counts(tmp_path):
     recs = load_vqa_v2(p["questions"], p["annotations"], p["images"], on_error="skip")
     assert [r.question_id for r in recs] == [10, 20, 30]
     assert recs.report.counts == {
+        "duplicate_id": 1,
         "empty_text": 1,
         "bad_answers": 1,
         "unknown_id": 2,
@@ -95,9 +96,18 @@ def test_pope_skip_counts(tmp_path):
     recs = load_pope(p["file"], p["images"], on_error="skip")
     assert len(recs) == 2
     assert recs.report.counts == {
+        "duplicate_id": 1,
         "bad_json": 1,
         "missing_field": 1,
         "empty_text": 1,
         "bad_answers": 1,
         "missing_image": 1,
     }
+
+
+def test_skip_summary_is_logged(tmp_path, caplog):
+    p = build_pope(tmp_path, ("maybe",))
+    with caplog.at_level("WARNING", logger="setok.data.loaders"):
+        recs = load_pope(p["file"], p["images"], on_error="skip")
+    assert len(recs) == 2
+    assert "pope: loaded 2, skipped 1" in caplog.text and "bad_answers: 1 (first ids: 7" in caplog.text

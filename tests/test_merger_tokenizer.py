@@ -204,3 +204,9 @@ def test_setok_bad_input(tmp_path):
         SeTok.from_section(dict(encoder_path=str(tmp_path / "missing")))
     with pytest.raises(ValueError, match="unknown key"):
         SeTok.from_section(dict(bogus=1))
+
+
+def test_convnext_encoder_gives_the_same_contract():
+    model = SeTok(tiny_config(encoder_type="convnext")).eval()
+    out = model(pixel_values=torch.rand(2, 3, 16, 16) * 2 - 1)
+    assert out.features.shape == (2, 16, 16) and out.labels.shape == (2, 16)

@@ -25,6 +25,7 @@ from setok.clustering import (
     StickBreaking,
     check_features,
     density_peak_scores,
+    density_peak_stick_breaking,
     one_hot_masks,
     pairwise_sqdist,
     stick_breaking,
@@ -150,9 +151,8 @@ def cluster(
     kappa = cfg.kernel_scale if kernel_scale is None else kernel_scale
     B, N, _ = z.shape
     if cfg.method == "setok":
-        peaks = density_peak_scores(z, cfg.knn_k, padding_mask)
-        return stick_breaking(z, peaks.score, kappa, cfg.max_clusters, cfg.min_scope, cfg.min_mask,
-                              padding_mask), peaks
+        return density_peak_stick_breaking(z, cfg.knn_k, kappa, cfg.max_clusters, cfg.min_scope, cfg.min_mask,
+                                           padding_mask)
     if cfg.method == "random_seed":
         noise = torch.rand(B, N, generator=generator, device="cpu").to(z.device, z.dtype)  # GENESIS-V2 IC-SBP
         return stick_breaking(z, noise, kappa, cfg.max_clusters, cfg.min_scope, cfg.min_mask, padding_mask), None

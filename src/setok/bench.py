@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from setok import PROFILES
-from setok.clustering import density_peak_scores, hard_assignment, one_hot_masks, stick_breaking
+from setok.clustering import density_peak_stick_breaking, hard_assignment, one_hot_masks
 from setok.merger import ClusterMerger, merge_reference_loop
 
 
@@ -75,8 +75,7 @@ def clustered_features(shape: ShapeSet, seed: int = 0, device: str = "cpu") -> T
 def tokenize_batched(x: Tensor, merger: ClusterMerger, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """Scores + stick breaking + hard merger for the whole batch at once (the ``setok`` path)."""
     z = F.normalize(x, dim=-1)
-    peaks = density_peak_scores(z, KNN_K)
-    sb = stick_breaking(z, peaks.score, KAPPA, MAX_CLUSTERS)
+    sb, _ = density_peak_stick_breaking(z, KNN_K, KAPPA, MAX_CLUSTERS)
     labels = hard_assignment(sb.masks)
     tokens, token_mask = merger(x, one_hot_masks(labels, sb.masks.shape[1]).to(x.dtype), grid)
     return tokens, token_mask
@@ -88,8 +87,7 @@ def tokenize_loop(x: Tensor, merger: ClusterMerger, grid: tuple[int, int]) -> li
     for b in range(x.shape[0]):
         xb = x[b : b + 1]
         z = F.normalize(xb, dim=-1)
-        peaks = density_peak_scores(z, KNN_K)
-        sb = stick_breaking(z, peaks.score, KAPPA, MAX_CLUSTERS)
+        sb, _ = density_peak_stick_breaking(z, KNN_K, KAPPA, MAX_CLUSTERS)
         out.extend(merge_reference_loop(merger, xb, hard_assignment(sb.masks), grid))
     return out
 

@@ -16,6 +16,7 @@ import sys
 COMMANDS = (
     "setok.book.cli",
     "setok.bench",
+    "setok.train.cli",
     "setok.doctor",
     "setok.data.cli",
     "setok.eval.cli",

@@ -66,8 +66,9 @@ def check_features(z: Tensor, padding_mask: Tensor | None) -> Tensor:
         if padding_mask.dtype != torch.bool:
             raise ValueError(f"padding_mask must be a bool tensor, True marking padding (got {padding_mask.dtype})")
         valid = ~padding_mask
-    if z.device.type != "meta" and not torch.isfinite(z[valid]).all():
-        raise ValueError("z contains NaN or inf at valid (non-padding) tokens")
+    if z.device.type != "meta" and not bool(torch.isfinite(z).all()):  # fast path: no copy of the valid tokens
+        if not bool(torch.isfinite(z).all(-1)[valid].all()):
+            raise ValueError("z contains NaN or inf at valid (non-padding) tokens")
     return valid
 
 
@@ -134,7 +135,11 @@ def density_peak_scores(z: Tensor, knn_k: int = 5, padding_mask: Tensor | None =
     """
     valid = check_features(z, padding_mask)
     _check_knn(knn_k, valid)
-    dist = pairwise_sqdist(z)
+    return _density_peaks_core(pairwise_sqdist(z), knn_k, valid)
+
+
+def _density_peaks_core(dist: Tensor, knn_k: int, valid: Tensor) -> DensityPeaks:
+    """Eq. 1-2 on checked inputs with precomputed squared distances ``dist`` (B, N, N)."""
     rho = local_density(dist, knn_k, valid)
     delta = distance_to_denser(dist, rho, valid)
     return DensityPeaks(rho=rho, delta=delta, score=rho * delta)
@@ -190,7 +195,14 @@ def stick_breaking(
     if score.device.type != "meta" and not torch.isfinite(score[valid]).all():
         raise ValueError("score contains NaN or inf at valid tokens")
 
-    dist = pairwise_sqdist(z)  # (B, N, N)
+    return _stick_breaking_core(z, pairwise_sqdist(z), score, valid, kernel_scale, max_clusters, min_scope,
+                                min_mask)
+
+
+def _stick_breaking_core(z: Tensor, dist: Tensor, score: Tensor, valid: Tensor, kernel_scale: Tensor | float,
+                         max_clusters: int, min_scope: float, min_mask: float) -> StickBreaking:
+    """Algorithm 1 on checked inputs with precomputed squared distances ``dist`` (B, N, N)."""
+    B, N, _ = z.shape
     validf = valid.to(z.dtype)  # (B, N)
     n_valid = validf.sum(-1)  # (B,)
     scope = validf.clone()  # (B, N): c = 1 on valid tokens
@@ -253,3 +265,15 @@ def one_hot_masks(labels: Tensor, num_masks: int) -> Tensor:
     B, N = labels.shape
     k = torch.arange(num_masks, device=labels.device)
     return (labels[:, None, :] == k[None, :, None]).float()  # (B, K, N)
+
+
+def density_peak_stick_breaking(z: Tensor, knn_k: int, kernel_scale: Tensor | float, max_clusters: int,
+                                min_scope: float = 0.02, min_mask: float = 1.0, padding_mask: Tensor | None = None
+                                ) -> tuple[StickBreaking, DensityPeaks]:
+    """Eq. 1-2 then Algorithm 1 (SPEC §1.1-1.2), checking the inputs and computing the distances once."""
+    valid = check_features(z, padding_mask)
+    _check_knn(knn_k, valid)
+    _check_stick_args(kernel_scale, max_clusters, min_scope, min_mask)
+    dist = pairwise_sqdist(z)  # (B, N, N), shared by both steps
+    peaks = _density_peaks_core(dist, knn_k, valid)
+    return _stick_breaking_core(z, dist, peaks.score, valid, kernel_scale, max_clusters, min_scope, min_mask), peaks

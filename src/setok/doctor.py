@@ -10,6 +10,7 @@ At ``smoke`` / ``mini`` scale nothing external is needed (SPEC §4): the doctor 
 and, with ``--roundtrip``, writes a few mini-world scenes and reads every format back with the loaders.
 
     setok doctor --profile paper [--config paths.datasets.coco=/my/coco] [--config-file my.yaml] [--strict]
+    setok doctor --profile paper --validate coco,vqav2,pope    # also read them with the loaders, summarise
 """
 
 from __future__ import annotations
@@ -230,6 +231,81 @@ def roundtrip(n: int = 4, resolution: int = 32) -> str:
         return ", ".join(f"{name} {len(recs)}" for name, recs in loaded.items())
 
 
+def _find(root: Path, name: str) -> Path:
+    """``root/name`` or the first ``root/**/name`` (files may sit in ``questions/``, ``output/coco/``, ...)."""
+    direct = root / name
+    return direct if direct.exists() else next(root.rglob(name), direct)
+
+
+def _first_dir(*cands: Path) -> Path:
+    return next((c for c in cands if c.is_dir()), cands[0])
+
+
+def validators(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Dataset name -> function(LoaderConfig) -> list of Records, reading the real layout under ``paths``."""
+    from setok.data import loaders as L
+
+    ds = {k: Path(v) for k, v in ((cfg.get("paths") or {}).get("datasets") or {}).items() if v}
+    c14 = ds.get("coco2014", Path("/nonexistent"))
+    val14 = _first_dir(c14 / "images" / "val2014", c14 / "val2014")
+    train14 = _first_dir(c14 / "images" / "train2014", c14 / "train2014")
+
+    def coco(c):
+        p = L.coco_paths(ds["coco"], "val2017")
+        return [L.load_coco_captions(p["captions"], p["images"], config=c),
+                L.load_coco_instances(p["instances"], p["images"], config=c)]
+
+    def vqav2(c):
+        r = ds["vqav2"]
+        return [L.load_vqa_v2(_find(r, "v2_OpenEnded_mscoco_val2014_questions.json"),
+                              _find(r, "v2_mscoco_val2014_annotations.json"), val14, config=c)]
+
+    def okvqa(c):
+        r = ds["okvqa"]
+        return [L.load_vqa_v2(_find(r, "OpenEnded_mscoco_val2014_questions.json"),
+                              _find(r, "mscoco_val2014_annotations.json"), val14, config=c, dataset="okvqa")]
+
+    return {
+        "coco": coco,
+        "vqav2": vqav2,
+        "okvqa": okvqa,
+        "gqa": lambda c: [L.load_gqa(_find(ds["gqa"], "testdev_balanced_questions.json"), ds["gqa"] / "images",
+                                     config=c)],
+        "pope": lambda c: [L.load_pope(_find(ds["pope"], f"coco_pope_{v}.json"), val14, config=c)
+                           for v in ("random", "popular", "adversarial")],
+        "refcoco": lambda c: [L.load_refcoco(ds["refcoco"] / name, split_by, image_dir=train14, config=c,
+                                             dataset=name)
+                              for name, split_by in (("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "umd"))],
+        "llava_pretrain": lambda c: [L.load_llava_pretrain(ds["llava_pretrain"] / "blip_laion_cc_sbu_558k.json",
+                                                           ds["llava_pretrain"] / "images", config=c)],
+        "llava_instruct": lambda c: [L.load_llava_instruct(ds["llava_instruct"] / "llava_v1_5_mix665k.json",
+                                                           ds["llava_instruct"], config=c)],
+        "instructpix2pix": lambda c: [L.load_instructpix2pix(ds["instructpix2pix"], config=c)],
+        "sa1b": lambda c: [L.load_sa1b(ds["sa1b"], config=c)],
+        "cc3m": lambda c: [L.load_image_text(ds["cc3m"], config=c, dataset="cc3m")],
+        "laion": lambda c: [L.load_image_text(ds["laion"], config=c, dataset="laion")],
+    }
+
+
+def validate(cfg: dict[str, Any], names: list[str]) -> list[str]:
+    """Read each named dataset with its loader in skip mode; one summary line block per file read."""
+    from setok.data.loaders import LoaderConfig, loader_config
+
+    table = validators(cfg)
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise ValueError(f"--validate: no loader for {unknown}; choose from {sorted(table)}")
+    base = loader_config(cfg)
+    config = LoaderConfig("skip", base.check_images, base.bbox_tolerance, base.max_examples)
+    out = []
+    for name in names:
+        try:
+            out.extend(recs.report.summary() for recs in table[name](config))
+        except (FileNotFoundError, KeyError, ValueError) as err:  # ValueError: a file that cannot be parsed
+            out.append(f"{name}: cannot validate: {err}")
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     profile = check_profile(args.profile)
     cfg = load_profile(profile, args.config, path=args.config_file)
@@ -242,12 +318,16 @@ def main(args: argparse.Namespace) -> int:
         else:
             print(f"{profile}: nothing external is needed ({n_keys} *_path/*_root key(s), all null; no paths: section)")
         if args.roundtrip:
-            print(f"{profile}: mini-world round trip read back: {roundtrip()}")
+            resolution = int(((cfg.get("data") or {}).get("miniworld") or {}).get("resolution", 32))
+            print(f"{profile}: mini-world round trip at {resolution} px read back: {roundtrip(4, resolution)}")
         return 1 if (args.strict and rows) else 0
     rows = run_doctor(cfg)
     print(format_table(rows))
     n_ok = sum(r.status == "present" for r in rows)
     print(f"paper: {n_ok}/{len(rows)} present, {len(rows) - n_ok} missing or incomplete")
+    if args.validate:
+        for line in validate(cfg, [n.strip() for n in args.validate.split(",") if n.strip()]):
+            print(line)
     return 1 if (args.strict and n_ok < len(rows)) else 0
 
 
@@ -261,4 +341,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 if anything is missing or incomplete")
     p.add_argument("--roundtrip", action="store_true",
                    help="smoke/mini: write a few mini-world scenes and read them back with the loaders")
+    p.add_argument("--validate", default="", metavar="NAMES",
+                   help="paper: read these datasets with the loaders (skip mode) and print what was skipped, "
+                        "e.g. coco,vqav2,pope (validation split; can take minutes on full datasets)")
     p.set_defaults(func=main)

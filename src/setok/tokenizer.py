@@ -29,7 +29,7 @@ from setok.clustering import DensityPeaks, hard_assignment, one_hot_masks
 from setok.config import build, load_profile, to_dict
 from setok.merger import ClusterMerger
 
-ENCODER_TYPES = ("siglip", "clip")
+ENCODER_TYPES = ("siglip", "clip", "convnext")  # convnext: the CNN of the Fig. 7 comparison (setok.encoders)
 
 # SigLIP-so400m-patch14-384, the paper's tower (SPEC §1): known here so the paper-scale model builds on the meta
 # device without its checkpoint.
@@ -175,10 +175,16 @@ class SeTok(SeTokPreTrainedModel):
         super().__init__(config)
         from transformers import CLIPVisionModel, SiglipVisionModel
 
-        vcfg = _vision_config(config)
-        if vcfg.hidden_size != config.hidden_size:
-            raise ValueError(f"encoder hidden size {vcfg.hidden_size} != tokenizer hidden_size {config.hidden_size}")
-        self.encoder = (SiglipVisionModel if config.encoder_type == "siglip" else CLIPVisionModel)(vcfg)
+        if config.encoder_type == "convnext":
+            from setok.encoders import build_convnext_encoder
+
+            self.encoder = build_convnext_encoder(config.image_size, config.patch_size, config.hidden_size)
+        else:
+            vcfg = _vision_config(config)
+            if vcfg.hidden_size != config.hidden_size:
+                raise ValueError(f"encoder hidden size {vcfg.hidden_size} != tokenizer hidden_size "
+                                 f"{config.hidden_size}")
+            self.encoder = (SiglipVisionModel if config.encoder_type == "siglip" else CLIPVisionModel)(vcfg)
         d = config.hidden_size
         ccfg, mcfg = config.clustering_config, config.merger_config
         self.cluster_proj = nn.Linear(d, d)  # SPEC §1.1, identity-initialised
@@ -216,9 +222,10 @@ class SeTok(SeTokPreTrainedModel):
                                         f"tokenizer.encoder_path); point it at a local HF model folder")
             from transformers import AutoConfig
 
-            vcfg = AutoConfig.from_pretrained(folder)
-            vcfg = getattr(vcfg, "vision_config", vcfg)
-            section["encoder_config"] = vcfg.to_dict()
+            if section.get("encoder_type", "siglip") != "convnext":
+                vcfg = AutoConfig.from_pretrained(folder)
+                vcfg = getattr(vcfg, "vision_config", vcfg)
+                section["encoder_config"] = vcfg.to_dict()
         elif path and section.get("encoder_type", "siglip") == "siglip" and not section.get("encoder_config"):
             section["encoder_config"] = dict(SIGLIP_SO400M)
         model = cls(SeTokConfig(**section))
@@ -230,9 +237,15 @@ class SeTok(SeTokPreTrainedModel):
         """Load the vision tower's weights from a local HF folder (a full SigLIP/CLIP model or its vision part)."""
         from transformers import CLIPVisionModel, SiglipVisionModel
 
-        cls = SiglipVisionModel if self.config.encoder_type == "siglip" else CLIPVisionModel
+        if self.config.encoder_type == "convnext":
+            from setok.encoders import ConvNextPatchEncoder as cls
+        else:
+            cls = SiglipVisionModel if self.config.encoder_type == "siglip" else CLIPVisionModel
         loaded = cls.from_pretrained(str(path))
-        self.encoder.load_state_dict(loaded.state_dict())
+        if self.config.encoder_type == "convnext":
+            self.encoder = loaded  # the checkpoint defines the architecture (e.g. ConvNeXt-XXL)
+        else:
+            self.encoder.load_state_dict(loaded.state_dict())
         if self.config.freeze_encoder:
             self.encoder.requires_grad_(False)
 

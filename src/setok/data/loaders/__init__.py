@@ -10,6 +10,7 @@ file, the record id and the problem kind; ``"skip"`` drops it and counts it (``r
     load_refcoco                               refs(unc|umd|google).p + instances.json
     load_vqa_v2 / load_gqa / load_pope         VQA v2 questions + annotations / GQA balanced / POPE lines
     load_image_text                            CC3M / LAION pairs key.jpg + key.txt|json, folder / tar shards
+    load_sa1b                                  SA-1B subset: sa_<n>.jpg + sa_<n>.json (RLE masks)
     load_miniworld / miniworld_paths           all of the above pointed at a mini-world folder (SPEC §6)
 """
 
@@ -19,6 +20,7 @@ from setok.data.loaders.base import (
     LoadReport,
     MalformedRecordError,
     Records,
+    loader_config,
 )
 from setok.data.loaders.coco import (
     CocoAnnotation,
@@ -28,7 +30,7 @@ from setok.data.loaders.coco import (
     load_coco_instances,
 )
 from setok.data.loaders.editing import EditRecord, load_instructpix2pix
-from setok.data.loaders.imagetext import ImageTextRecord, load_image_text
+from setok.data.loaders.imagetext import ImageTextRecord, iter_image_text, load_image_text
 from setok.data.loaders.llava import (
     ConversationRecord,
     Turn,
@@ -36,8 +38,9 @@ from setok.data.loaders.llava import (
     load_llava_instruct,
     load_llava_pretrain,
 )
-from setok.data.loaders.miniworld import load_miniworld, miniworld_paths
+from setok.data.loaders.miniworld import load_miniworld, loader_table, miniworld_paths
 from setok.data.loaders.refcoco import RefRecord, load_refcoco
+from setok.data.loaders.sa1b import load_sa1b
 from setok.data.loaders.vqa import GQARecord, POPERecord, VQARecord, load_gqa, load_pope, load_vqa_v2
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "Turn",
     "VQARecord",
     "coco_paths",
+    "iter_image_text",
     "load_coco_captions",
     "load_coco_instances",
     "load_gqa",
@@ -69,5 +73,8 @@ __all__ = [
     "miniworld_paths",
     "load_pope",
     "load_refcoco",
+    "load_sa1b",
     "load_vqa_v2",
+    "loader_table",
+    "loader_config",
 ]

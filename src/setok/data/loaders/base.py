@@ -10,6 +10,7 @@ Nothing is ever lost silently: ``Records.report.summary()`` says what was skippe
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,15 @@ PROBLEM_KINDS = (
     "bad_json",  # a JSON file / JSON line / sidecar cannot be parsed
     "missing_field",  # a required field is absent or has the wrong type
     "out_of_bounds",  # a box / polygon / RLE mask does not fit inside its image
+    "bad_geometry",  # a malformed box (not 4 numbers, negative size), polygon (< 3 points) or RLE
     "empty_text",  # an empty caption / question / sentence / instruction / answer turn
     "bad_answers",  # VQA v2 answers not 10, a POPE label not yes/no
     "unknown_id",  # a reference to an image / annotation / question id that does not exist
     "bad_conversation",  # LLaVA turns not human/gpt alternating, or <image> token count wrong
+    "duplicate_id",  # a second record with an id already seen (image, annotation, question, ref)
 )
 ON_ERROR = ("raise", "skip")
+log = logging.getLogger("setok.data.loaders")  # skip summaries go here (stderr by default, as a WARNING)
 IMAGE_TOKEN = "<image>"
 
 
@@ -57,6 +61,13 @@ class LoaderConfig:
             raise ValueError(f"bbox_tolerance must be >= 0 (got {self.bbox_tolerance})")
         if self.max_examples < 0:
             raise ValueError(f"max_examples must be >= 0 (got {self.max_examples})")
+
+
+def loader_config(cfg: dict[str, Any]) -> LoaderConfig:
+    """The ``loaders:`` section of a resolved profile (``setok.config.load_profile``) as a LoaderConfig."""
+    from setok.config import build
+
+    return build(LoaderConfig, cfg.get("loaders"), where="loaders")
 
 
 def make_config(config: LoaderConfig | None, on_error: str | None) -> LoaderConfig:
@@ -128,6 +139,8 @@ class Records(Sequence[T], Generic[T]):
         self.report = report
         self.meta = meta or {}  # dataset-level extras, e.g. COCO ``categories`` {id: name}
         report.loaded = len(items)
+        if report.skipped:  # never a silent loss: the summary is logged as soon as the records exist
+            log.warning(report.summary())
 
     def __len__(self) -> int:
         return len(self.items)
@@ -215,41 +228,40 @@ def nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def box_problem(bbox: Any, width: float, height: float, tol: float) -> str | None:
-    """Why a COCO box ``[x, y, w, h]`` is invalid inside a ``width`` x ``height`` image, or None if fine."""
-    if not (
-        isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
-    ):
-        return f"bbox must be [x, y, w, h] numbers (got {bbox!r})"
+def box_problem(bbox: Any, width: float, height: float, tol: float) -> tuple[str, str] | None:
+    """(kind, detail) if a COCO box ``[x, y, w, h]`` is malformed or leaves a ``width`` x ``height`` image."""
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        return "bad_geometry", f"bbox must be [x, y, w, h] numbers (got {bbox!r})"
     x, y, w, h = bbox
     if w < 0 or h < 0:
-        return f"bbox {bbox} has negative size"
+        return "bad_geometry", f"bbox {bbox} has negative size"
     if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-        return f"bbox {bbox} exceeds the {width}x{height} image"
+        return "out_of_bounds", f"bbox {bbox} exceeds the {width}x{height} image"
     return None
 
 
-def segmentation_problem(seg: Any, width: int, height: int, tol: float) -> str | None:
-    """Why a COCO segmentation (polygons or RLE) does not fit a ``width`` x ``height`` image, else None."""
+def segmentation_problem(seg: Any, width: int, height: int, tol: float) -> tuple[str, str] | None:
+    """(kind, detail) if a COCO segmentation (polygons or RLE) is malformed or does not fit the image."""
     if isinstance(seg, list):  # polygons: [[x0, y0, x1, y1, ...], ...]
         for poly in seg:
             if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
-                return f"polygon must be a flat list of >= 3 (x, y) pairs (got length {len(poly)})"
+                n = len(poly) if isinstance(poly, list) else type(poly).__name__
+                return "bad_geometry", f"polygon must be a flat list of >= 3 (x, y) pairs (got {n})"
             xs, ys = poly[0::2], poly[1::2]
             if min(xs) < -tol or min(ys) < -tol or max(xs) > width + tol or max(ys) > height + tol:
-                return f"polygon exceeds the {width}x{height} image"
+                return "out_of_bounds", f"polygon exceeds the {width}x{height} image"
         return None
     if isinstance(seg, dict):  # RLE: {"size": [h, w], "counts": str | list[int]}
         size = seg.get("size")
         if "counts" not in seg or not isinstance(size, list) or len(size) != 2:
-            return "RLE must have 'size' [h, w] and 'counts'"
+            return "bad_geometry", "RLE must have 'size' [h, w] and 'counts'"
         if list(size) != [height, width]:
-            return f"RLE size {size} does not match the image [h, w] = [{height}, {width}]"
+            return "out_of_bounds", f"RLE size {size} does not match the image [h, w] = [{height}, {width}]"
         counts = seg["counts"]
         if isinstance(counts, list) and sum(counts) != height * width:
-            return f"uncompressed RLE counts sum to {sum(counts)}, not h*w = {height * width}"
+            return "bad_geometry", f"uncompressed RLE counts sum to {sum(counts)}, not h*w = {height * width}"
         return None
-    return f"segmentation must be polygons or RLE (got {type(seg).__name__})"
+    return "bad_geometry", f"segmentation must be polygons or RLE (got {type(seg).__name__})"
 
 
 def decode_segmentation(seg: Any, height: int, width: int):

@@ -96,11 +96,16 @@ def _read_images(
 ) -> dict[int, CocoImage]:
     """Validate the ``images`` table: required fields and (optionally) that each file exists."""
     out: dict[int, CocoImage] = {}
+    seen: set[Any] = set()
     for i, img in enumerate(expect_type(data.get("images"), list, path, "an 'images' list", report.dataset)):
         rid = img.get("id", f"images[{i}]") if isinstance(img, dict) else f"images[{i}]"
         if not isinstance(img, dict) or not all(k in img for k in ("id", "file_name", "width", "height")):
             report.problem("missing_field", path, f"image {rid}", "image needs id, file_name, width, height")
             continue
+        if rid in seen:
+            report.problem("duplicate_id", path, f"image {rid}", "image id listed twice")
+            continue
+        seen.add(rid)
         image_path = Path(image_dir) / img["file_name"] if image_dir is not None else None
         if config.check_images and image_path is not None and not image_path.is_file():
             report.problem("missing_image", path, f"image {rid}", f"no file {image_path}")
@@ -128,6 +133,7 @@ def load_coco_captions(
     data = expect_type(read_json_file(path, report.dataset), dict, path, "a JSON object", report.dataset)
     all_ids = {img.get("id") for img in data.get("images", []) if isinstance(img, dict)}
     images = _read_images(data, path, Path(image_dir) if image_dir else None, report, config)
+    seen: set[Any] = set()
     for i, ann in enumerate(
         expect_type(data.get("annotations"), list, path, "an 'annotations' list", report.dataset)
     ):
@@ -135,6 +141,10 @@ def load_coco_captions(
         if not isinstance(ann, dict) or "image_id" not in ann or "caption" not in ann:
             report.problem("missing_field", path, f"caption {rid}", "caption needs image_id and caption")
             continue
+        if rid in seen:
+            report.problem("duplicate_id", path, f"caption {rid}", "caption id listed twice")
+            continue
+        seen.add(rid)
         if ann["image_id"] not in all_ids:
             report.problem("unknown_id", path, f"caption {rid}", f"image_id {ann['image_id']} not in images")
             continue
@@ -171,6 +181,7 @@ def load_coco_instances(
     all_ids = {img.get("id") for img in data.get("images", []) if isinstance(img, dict)}
     images = _read_images(data, path, Path(image_dir) if image_dir else None, report, config)
     required = ("id", "image_id", "category_id", "bbox", "segmentation")
+    seen: set[Any] = set()
     for i, ann in enumerate(
         expect_type(data.get("annotations"), list, path, "an 'annotations' list", report.dataset)
     ):
@@ -180,6 +191,10 @@ def load_coco_instances(
                 "missing_field", path, f"annotation {rid}", f"annotation needs {', '.join(required)}"
             )
             continue
+        if rid in seen:
+            report.problem("duplicate_id", path, f"annotation {rid}", "annotation id listed twice")
+            continue
+        seen.add(rid)
         if ann["image_id"] not in all_ids:
             report.problem(
                 "unknown_id", path, f"annotation {rid}", f"image_id {ann['image_id']} not in images"
@@ -197,7 +212,7 @@ def load_coco_instances(
             ann["segmentation"], img.width, img.height, config.bbox_tolerance
         )
         if why:
-            report.problem("out_of_bounds", path, f"annotation {rid}", why)
+            report.problem(why[0], path, f"annotation {rid}", why[1])
             continue
         img.annotations.append(
             CocoAnnotation(

@@ -15,12 +15,12 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from setok.data.loaders.base import LoaderConfig, LoadReport, Records, make_config, new_report, nonempty_str
+from setok.data.loaders.base import LoaderConfig, LoadReport, Records, log, make_config, new_report, nonempty_str
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 CAPTION_KEYS = ("caption", "text")
@@ -158,3 +158,23 @@ def load_image_text(
             raise FileNotFoundError(f"{dataset} shard not found: {shard}")
         out.extend(_read_shard(shard, report))
     return Records(out, report, meta={"shards": [str(s) for s in sources]})
+
+
+def iter_image_text(
+    shards: Iterable[str | Path],
+    report: LoadReport,
+) -> Iterator[ImageTextRecord]:
+    """Stream pairs shard by shard (LAION-scale data that should not sit in memory at once).
+
+    Problems go to ``report`` (``LoadReport(dataset, on_error=...)``; "raise" raises on the first one); its
+    summary is logged when the stream is exhausted if anything was skipped.
+    """
+    for shard in shards:
+        shard = Path(shard)
+        if not shard.is_file():
+            raise FileNotFoundError(f"{report.dataset} shard not found: {shard}")
+        records = _read_shard(shard, report)
+        report.loaded += len(records)
+        yield from records
+    if report.skipped:
+        log.warning(report.summary())

@@ -70,3 +70,34 @@ def load_miniworld(
     """
     config = make_config(config, on_error)
     return {name: LOADERS[name](**kwargs, config=config) for name, kwargs in miniworld_paths(root, split).items()}
+
+
+# loader name -> (function, real files it reads at paper scale)
+REAL_LAYOUT = {
+    "coco_captions": "COCO 2017 annotations/captions_<split>2017.json + <split>2017/",
+    "coco_instances": "COCO 2017 annotations/instances_<split>2017.json + <split>2017/",
+    "vqav2": "v2_OpenEnded_mscoco_<split>2014_questions.json + v2_mscoco_<split>2014_annotations.json",
+    "gqa": "<split>_balanced_questions.json + images/",
+    "refcoco": "refcoco/refs(unc).p + refcoco/instances.json (+ refcoco+, refcocog umd/google)",
+    "instructpix2pix": "clip-filtered-dataset/seeds.json + <dir>/prompt.json, <seed>_0.jpg, <seed>_1.jpg",
+    "llava_pretrain": "LLaVA-Pretrain/blip_laion_cc_sbu_558k.json + images/",
+    "llava_instruct": "llava_v1_5_mix665k.json + coco/ gqa/ ocr_vqa/ textvqa/ vg/",
+    **{f"pope_{v}": f"POPE output/coco/coco_pope_{v}.json (JSON lines) + COCO val2014" for v in POPE_VARIANTS},
+}
+
+
+def loader_table(root: str | Path, split: str = "train") -> list[dict[str, str]]:
+    """One row per format: loader function, the real files it reads, the mini-world file it reads (for a table)."""
+    root = Path(root)
+    rows = []
+    for name, kwargs in miniworld_paths(root, split).items():
+        first = next(iter(kwargs.values()))
+        rows.append(
+            {
+                "format": name,
+                "loader": f"{LOADERS[name].__name__}()",
+                "real dataset": REAL_LAYOUT[name],
+                "mini world": str(Path(first).relative_to(root)),
+            }
+        )
+    return rows

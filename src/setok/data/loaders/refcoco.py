@@ -107,11 +107,16 @@ def load_refcoco(
     idir = Path(image_dir) if image_dir is not None else None
     required = ("ref_id", "ann_id", "image_id", "split", "sentences")
     out: list[RefRecord] = []
+    seen: set[Any] = set()
     for i, ref in enumerate(refs):
         rid = f"ref {ref.get('ref_id', i)}" if isinstance(ref, dict) else f"ref [{i}]"
         if not isinstance(ref, dict) or not all(k in ref for k in required):
             report.problem("missing_field", refs_path, rid, f"ref needs {', '.join(required)}")
             continue
+        if ref["ref_id"] in seen:
+            report.problem("duplicate_id", refs_path, rid, "ref id listed twice")
+            continue
+        seen.add(ref["ref_id"])
         if split is not None and ref["split"] != split:
             continue
         sents = ref["sentences"]
@@ -137,7 +142,7 @@ def load_refcoco(
             ann.get("segmentation"), width, height, config.bbox_tolerance
         )
         if why:
-            report.problem("out_of_bounds", inst_path, rid, f"ann {ref['ann_id']}: {why}")
+            report.problem(why[0], inst_path, rid, f"ann {ref['ann_id']}: {why[1]}")
             continue
         image_path = idir / img["file_name"] if idir is not None else None
         if config.check_images and image_path is not None and not image_path.is_file():

@@ -119,12 +119,18 @@ def load_vqa_v2(
                     "missing_field", apath, f"annotations[{i}]", "annotation needs question_id, answers"
                 )
                 continue
+            if ann["question_id"] in anns:
+                report.problem("duplicate_id", apath, ann["question_id"], "two annotations for one question id")
+                continue
             anns[ann["question_id"]] = ann
     root = Path(image_dir) if image_dir is not None else None
     out: list[VQARecord] = []
     seen: set[Any] = set()
     for i, q in enumerate(questions):
         rid = q.get("question_id", f"questions[{i}]") if isinstance(q, dict) else f"questions[{i}]"
+        if rid in seen:
+            report.problem("duplicate_id", qpath, rid, "question id listed twice")
+            continue
         seen.add(rid)  # its annotation is not an orphan, even if the question itself is skipped
         if not isinstance(q, dict) or not all(k in q for k in ("question_id", "image_id", "question")):
             report.problem("missing_field", qpath, rid, "question needs question_id, image_id, question")
@@ -238,6 +244,7 @@ def load_pope(
     path = require_file(pope_file, "pope file")
     root = Path(image_dir) if image_dir is not None else None
     out: list[POPERecord] = []
+    seen: set[Any] = set()
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -253,6 +260,10 @@ def load_pope(
             ):
                 report.problem("missing_field", path, rid, "probe needs question_id, image, text, label")
                 continue
+            if rid in seen:
+                report.problem("duplicate_id", path, rid, "question id listed twice")
+                continue
+            seen.add(rid)
             if not nonempty_str(rec["text"]):
                 report.problem("empty_text", path, rid, "empty question text")
                 continue

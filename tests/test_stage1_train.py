@@ -1,0 +1,158 @@
+"""The Stage I trainer (SPEC §3.1): smoke run + artifact, exact resume, 2-process DDP == 1 process, batch checks."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from setok.config import build, load_profile
+from setok.train.cli import main as train_main
+from setok.train.stage1 import Stage1Config, check_global_batch, load_stage1_artifact, train_stage1
+
+FAST = ["stage1.phase1_steps=2", "stage1.phase2_steps=2", "stage1.eval_every=100", "stage1.eval_images=4",
+        "stage1.data.n_train=16", "stage1.data.n_val=4"]
+
+
+def run(tmp: Path, extra: list[str]) -> dict:
+    cfg = load_profile("smoke", [*FAST, f"stage1.results_dir={tmp / 'results'}", *extra])
+    return train_stage1(cfg, out_dir=tmp / "art")
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for part in ("tokenizer", "visual_decoder", "mask_decoder"):
+        for f in sorted((folder / part).glob("*.safetensors")):
+            out.update({f"{part}/{k}": v for k, v in load_file(f).items()})
+    return out
+
+
+def log_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted smoke run through the CLI (``setok train stage1``), checkpoints every step."""
+    tmp = tmp_path_factory.mktemp("ref")
+    code = train_main(["stage1", "--profile", "smoke", "--out", str(tmp / "art"), "--config", *FAST,
+                       "stage1.save_every=1", f"stage1.results_dir={tmp / 'results'}"])
+    assert code == 0
+    return tmp / "art"
+
+
+def test_cli_smoke_writes_artifact_and_results(reference):
+    tmp_path = reference.parent
+    manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
+    assert manifest["stage"] == "stage1" and manifest["profile"] == "smoke" and manifest["steps"] == 4
+    assert 0 <= manifest["metrics"]["val_fg_ari"] <= 1 or manifest["metrics"]["val_fg_ari"] != manifest[
+        "metrics"]["val_fg_ari"]
+    res = tmp_path / "results" / "smoke" / "stage1"
+    assert {"log.csv", "eval.csv", "metrics.json", "run.json"} <= {p.name for p in res.iterdir()}
+    rows = log_rows(tmp_path / "art")
+    assert [r["phase"] for r in rows] == [1, 1, 2, 2] and "kl" in rows[-1] and "kl" not in rows[0]
+    art = load_stage1_artifact(tmp_path / "art", expect={"profile": "smoke", "hidden_size": 32})
+    out = art.tokenizer(pixel_values=torch.zeros(1, 3, 32, 32))
+    assert out.tokens.shape[-1] == 32
+    with pytest.raises(ValueError, match="hidden_size: artifact has 32, expected 1152"):
+        load_stage1_artifact(tmp_path / "art", expect={"hidden_size": 1152})
+    with pytest.raises(FileNotFoundError, match="manifest.json missing"):
+        load_stage1_artifact(tmp_path / "nothing")
+    # a bad override is a clear error (exit code 2)
+    assert train_main(["stage1", "--profile", "smoke", "--out", str(tmp_path / "x"), "--config",
+                       "stage1.batch_size=0"]) == 2
+
+
+def test_resume_after_interruptions_is_exact(reference, tmp_path):
+    # killed after 1 step (checkpoint at 1), then after 2 more steps (checkpoints 2, 3), then run to the end
+    assert run(tmp_path, ["stage1.save_every=1", "stage1.max_steps_this_run=1"])["status"] == "interrupted"
+    assert run(tmp_path, ["stage1.save_every=1", "stage1.max_steps_this_run=2"])["step"] == 3
+    shutil.rmtree(tmp_path / "art" / "checkpoints" / "step_0000003")  # as if killed before step 3 was saved
+    final = run(tmp_path, ["stage1.save_every=1"])
+    ref_w, got_w = weights(reference), weights(tmp_path / "art")
+    assert ref_w.keys() == got_w.keys()
+    for k in ref_w:
+        assert torch.equal(ref_w[k], got_w[k]), k
+    assert log_rows(tmp_path / "art") == log_rows(reference)
+    ref_metrics = json.loads((reference / "manifest.json").read_text())["metrics"]
+    final.pop("wall_time_s"), ref_metrics.pop("wall_time_s")
+    assert final == ref_metrics
+
+
+def test_resume_refuses_a_different_config(reference, tmp_path):
+    shutil.copytree(reference / "checkpoints", tmp_path / "art" / "checkpoints")
+    with pytest.raises(ValueError, match="different stage1 config"):
+        run(tmp_path, ["stage1.save_every=1", "stage1.lr=[0.01, 0.01]"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_matches_one_process(reference, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "-m", "setok.train.cli", "stage1", "--profile", "smoke", "--out", str(tmp_path / "art"), "--config",
+           *FAST, "stage1.batch_size=2", "stage1.save_every=100", f"stage1.results_dir={tmp_path / 'results'}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "global batch 4 = 2 per device x 1 accumulation x 2 processes" in proc.stdout
+    one, two = log_rows(reference), log_rows(tmp_path / "art")
+    assert len(one) == len(two) == 4
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss", "diffusion", "bce", "dice", "kl"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], abs=1e-5, rel=1e-5), (a["step"], key)
+
+
+def test_global_batch_check_against_table7():
+    paper = load_profile("paper")["stage1"]
+    cfg = build(Stage1Config, paper, "stage1")
+    assert check_global_batch(cfg, world_size=16) == 512  # Table 7: 32 per GPU x 16 GPUs
+    with pytest.raises(ValueError, match="Table 7's 512"):
+        check_global_batch(cfg, world_size=8)
+    cfg8 = build(Stage1Config, {**paper, "grad_accum": 2}, "stage1")
+    assert check_global_batch(cfg8, world_size=8) == 512
+    lenient = build(Stage1Config, {**paper, "allow_batch_mismatch": True}, "stage1")
+    assert check_global_batch(lenient, world_size=1) == 32
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("tokenizer_kind", "slots", "tokenizer_kind"), ("distributed", "horovod", "distributed"),
+    ("lr", [1e-3], "two positive"), ("phase1_steps", -1, "phase1_steps"), ("warmup_ratio", 1.0, "warmup_ratio"),
+    ("mixed_precision", "fp8", "mixed_precision"), ("max_steps_this_run", 0, "max_steps_this_run"),
+])
+def test_bad_stage1_config(key, value, match):
+    with pytest.raises(ValueError, match=match):
+        Stage1Config(**{key: value})
+    with pytest.raises(ValueError, match="unknown config key"):
+        build(Stage1Config, {"batchsize": 3}, "stage1")
+
+
+def test_resampler_is_a_drop_in_tokenizer():
+    from setok.train.stage1 import build_stage1_model, sample_noise
+
+    pc = load_profile("smoke", ["stage1.tokenizer_kind=resampler"])
+    cfg = build(Stage1Config, pc["stage1"], "stage1")
+    torch.manual_seed(0)
+    model = build_stage1_model(pc, cfg)
+    assert not any(p.requires_grad for p in model.tokenizer.merger.parameters())
+    pixel = torch.rand(2, 3, 32, 32) * 2 - 1
+    noise, steps = sample_noise(0, torch.arange(2), (3, 32, 32), 1000)
+    gt = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    gt[:, 0, :16] = True
+    losses = model(pixel, pixel, noise, steps, gt, torch.ones(2, 1, dtype=torch.bool), phase=2)
+    assert set(losses) >= {"loss", "diffusion", "bce", "dice", "kl"} and torch.isfinite(losses["loss"])
+    assert losses["num_tokens"].item() == cfg.resampler["num_queries"]
+    losses["loss"].backward()
+    assert model.resampler.queries.grad is not None
