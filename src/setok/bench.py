@@ -110,41 +110,51 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def measure(fn: Callable[[], object], repeats: int, device: str) -> tuple[float, float]:
-    """Median wall time (s) over ``repeats`` runs after one warm-up, and peak extra memory (MiB) of one run.
+def peak_memory_mib(fn: Callable[[], object], device: str) -> float:
+    """Peak extra memory (MiB) of one run of ``fn``.
 
     GPU: ``torch.cuda.max_memory_allocated``; CPU: the peak resident set size above the start, sampled every 1 ms.
     """
     with torch.no_grad():
-        fn()  # warm-up
-        _sync(device)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - t0)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             fn()
             _sync(device)
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            base, peak_rss, done = _rss_bytes(), [0], threading.Event()
+            return (torch.cuda.max_memory_allocated() - base) / 2**20
+        base, peak_rss, done = _rss_bytes(), [0], threading.Event()
 
-            def sample() -> None:
-                while not done.is_set():
-                    peak_rss[0] = max(peak_rss[0], _rss_bytes())
-                    time.sleep(0.001)
+        def sample() -> None:
+            while not done.is_set():
+                peak_rss[0] = max(peak_rss[0], _rss_bytes())
+                time.sleep(0.001)
 
-            thread = threading.Thread(target=sample, daemon=True)
-            thread.start()
-            fn()
-            done.set()
-            thread.join()
-            peak = max(peak_rss[0] - base, 0)
-    return statistics.median(times), peak / 2**20
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        fn()
+        done.set()
+        thread.join()
+        return max(peak_rss[0] - base, 0) / 2**20
+
+
+def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
+    """Median wall time (s) of each function over ``repeats`` rounds, after one warm-up each.
+
+    The rounds interleave the functions (a, b, c, a, b, c, ...), so a burst of load on a shared machine hits
+    all of them alike and the ratios stay fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.no_grad():
+        for fn in fns.values():
+            fn()  # warm-up
+        _sync(device)
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def run_shape_set(shape: ShapeSet, device: str = "cpu", seed: int = 0, repeats: int | None = None) -> dict:
@@ -162,17 +172,15 @@ def run_shape_set(shape: ShapeSet, device: str = "cpu", seed: int = 0, repeats: 
     if not agree:
         raise RuntimeError(f"bench {shape.name}: batched and loop tokens disagree")
     reps = repeats or shape.repeats
-    rows = {}
-    for name, fn in [("batched", lambda: tokenize_batched(x, merger, grid)),
-                     ("loop", lambda: tokenize_loop(x, merger, grid)),
-                     ("dense", lambda: dense_pass(x, merger, grid))]:
-        rows[name] = measure(fn, reps, device)
-    t = {k: v[0] for k, v in rows.items()}
+    fns = {"batched": lambda: tokenize_batched(x, merger, grid), "loop": lambda: tokenize_loop(x, merger, grid),
+           "dense": lambda: dense_pass(x, merger, grid)}
+    t = median_times(fns, reps, device)
+    peak = {name: peak_memory_mib(fn, device) for name, fn in fns.items()}
     return {
         "shape_set": shape.name, "batch": shape.batch, "num_patches": shape.grid**2, "dim": shape.dim,
         "ffn_dim": shape.ffn_dim, "mean_tokens": float(token_mask.sum(1).float().mean()),
         "batched_s": t["batched"], "loop_s": t["loop"], "dense_s": t["dense"],
-        "batched_peak_mib": rows["batched"][1], "loop_peak_mib": rows["loop"][1], "dense_peak_mib": rows["dense"][1],
+        "batched_peak_mib": peak["batched"], "loop_peak_mib": peak["loop"], "dense_peak_mib": peak["dense"],
         "speedup_vs_loop": t["loop"] / t["batched"], "ratio_to_dense": t["batched"] / t["dense"],
         "repeats": reps, "outputs_agree": agree, "device": _device_name(device),
         "torch_threads": torch.get_num_threads(),
