@@ -9,7 +9,14 @@ import torch
 from transformers import BertConfig, BertModel
 
 from setok.decoders import MaskDecoder, Resampler, VisualDecoder, dice_loss, hungarian_match, mask_consistency_kl
-from setok.decoders.mask import mask_losses, normalised_over_tokens, pairwise_cost, sigmoid_bce_loss
+from setok.decoders.mask import (
+    grid_object_labels,
+    mask_losses,
+    normalised_over_tokens,
+    pairwise_affinity_loss,
+    pairwise_cost,
+    sigmoid_bce_loss,
+)
 from setok.decoders.visual import bert_to_qformer_state
 from setok.encoders import build_convnext_encoder, convnext_config
 
@@ -81,6 +88,39 @@ def test_kl_consistency_by_hand():
     assert m.grad is not None and m.grad.abs().sum() > 0 and p.grad is None
     with pytest.raises(ValueError, match="same shape"):
         mask_consistency_kl(masks, pi[:, :2], token_mask)
+
+
+def test_pairwise_affinity_loss_matches_naive_loop():
+    torch.manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(2, 6, 3), dim=-1)
+    labels = torch.tensor([[0, 0, 1, 1, 2, -1], [1, 1, 1, 1, 0, 0]])
+    kappa = 2.5
+    got = pairwise_affinity_loss(z, torch.tensor(kappa), labels)
+    for b in range(2):
+        pos, neg = [], []
+        for i in range(6):
+            for j in range(6):
+                if i == j or labels[b, i] < 0 or labels[b, j] < 0:
+                    continue
+                phi = math.exp(-float(((z[b, i] - z[b, j]) ** 2).sum()) * kappa * math.log(2))
+                (pos if labels[b, i] == labels[b, j] else neg).append(
+                    -math.log(phi) if labels[b, i] == labels[b, j] else -math.log(1 - phi))
+        assert got[b].item() == pytest.approx(0.5 * (sum(pos) / len(pos) + sum(neg) / len(neg)), rel=1e-4)
+    # features that separate the segments score lower than shuffled ones
+    sep = torch.nn.functional.one_hot(labels.clamp_min(0), 3).float()
+    assert pairwise_affinity_loss(sep, kappa, labels).mean() < pairwise_affinity_loss(sep.flip(1), kappa, labels).mean()
+    with pytest.raises(ValueError, match="must agree"):
+        pairwise_affinity_loss(z, kappa, labels[:, :5])
+
+
+def test_grid_object_labels_majority_per_cell():
+    masks = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
+    masks[0, 0, :2, :2] = True  # object 0 fills the top-left cell
+    masks[0, 1, 2:, 2:] = True
+    masks[0, 1, 2, 0] = True  # one pixel of object 1 in the bottom-left cell: background wins there
+    labels = grid_object_labels(masks, torch.tensor([[True, True]]), (2, 2))
+    assert labels.tolist() == [[1, 0, 0, 2]]
+    assert grid_object_labels(masks, torch.tensor([[True, False]]), (2, 2)).tolist() == [[1, 0, 0, 0]]
 
 
 def test_pi_is_normalised_over_valid_tokens():

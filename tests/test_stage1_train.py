@@ -131,6 +131,8 @@ def test_global_batch_check_against_table7():
     ("tokenizer_kind", "slots", "tokenizer_kind"), ("distributed", "horovod", "distributed"),
     ("lr", [1e-3], "two positive"), ("phase1_steps", -1, "phase1_steps"), ("warmup_ratio", 1.0, "warmup_ratio"),
     ("mixed_precision", "fp8", "mixed_precision"), ("max_steps_this_run", 0, "max_steps_this_run"),
+    ("kappa_range", [4.0, 2.0], "kappa_range"), ("kappa_range", [0.0, 2.0], "kappa_range"),
+    ("affinity_phases", [3], "affinity_phases"),
 ])
 def test_bad_stage1_config(key, value, match):
     with pytest.raises(ValueError, match=match):
@@ -156,3 +158,26 @@ def test_resampler_is_a_drop_in_tokenizer():
     assert losses["num_tokens"].item() == cfg.resampler["num_queries"]
     losses["loss"].backward()
     assert model.resampler.queries.grad is not None
+
+
+def test_affinity_loss_is_off_by_default_and_trains_encoder_when_weighted():
+    from setok.train.stage1 import build_stage1_model, sample_noise
+
+    pc = load_profile("smoke", ["stage1.train_encoder=true"])
+    cfg = build(Stage1Config, pc["stage1"], "stage1")
+    torch.manual_seed(0)
+    model = build_stage1_model(pc, cfg)
+    pixel = torch.rand(2, 3, 32, 32) * 2 - 1
+    noise, steps = sample_noise(0, torch.arange(2), (3, 32, 32), 1000)
+    gt = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    gt[:, 0, :16] = True
+    args = (pixel, pixel, noise, steps, gt, torch.ones(2, 1, dtype=torch.bool))
+    assert "affinity" not in model(*args, phase=2)
+    assert "affinity" not in model(*args, phase=1, weights={"affinity": 1.0})  # default phases: [2]
+    losses = model(*args, phase=2, weights={"affinity": 1.0, "diffusion": 0.0, "bce": 0.0, "dice": 0.0, "kl": 0.0},
+                   encoder_losses="mask")
+    assert torch.isfinite(losses["affinity"]) and losses["loss"].item() == pytest.approx(losses["affinity"].item())
+    losses["loss"].backward()
+    encoder_grads = [p.grad for p in model.tokenizer.encoder.parameters() if p.grad is not None]
+    assert encoder_grads and any(g.abs().sum() > 0 for g in encoder_grads)
+    assert model.tokenizer.log_kappa.grad is not None and model.tokenizer.log_kappa.grad != 0

@@ -77,6 +77,41 @@ def mask_consistency_kl(masks: torch.Tensor, pi: torch.Tensor, token_mask: torch
     return (kl * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B,)
 
 
+def grid_object_labels(gt_masks: torch.Tensor, mask_valid: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+    """The majority ground-truth segment of each patch cell: gt_masks (B, M, H, W), mask_valid (B, M) -> (B, h*w)
+    long, 0 for the background (pixels outside every object) and 1 + m for object m."""
+    pooled = F.interpolate(gt_masks.float(), size=tuple(grid_size), mode="area")  # (B, M, h, w)
+    pooled = pooled * mask_valid[:, :, None, None].to(pooled.dtype)
+    background = (1 - pooled.sum(1, keepdim=True)).clamp_min(0)  # (B, 1, h, w)
+    return torch.cat([background, pooled], 1).argmax(1).flatten(1)  # (B, N)
+
+
+def pairwise_affinity_loss(z: torch.Tensor, kappa: torch.Tensor | float, labels: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """Deviation (mini only, ``stage1.loss_weights.affinity``; not in the paper): the pairwise form of Eq. 4's mask
+    consistency. The stick-breaking kernel phi(z_a, z_b) = exp(-||z_a - z_b||^2 kappa ln 2) (SPEC §1.2) between every
+    two patches is trained by binary cross-entropy towards "same ground-truth segment" (background included),
+    positives and negatives weighted equally.
+
+    z (B, N, D) clustering space, labels (B, N) segment per patch (-1 = ignore) -> (B,).
+    """
+    from setok.clustering import pairwise_sqdist
+
+    if z.shape[:2] != labels.shape:
+        raise ValueError(f"z (B, N, D) and labels (B, N) must agree (got {tuple(z.shape)}, {tuple(labels.shape)})")
+    dist = pairwise_sqdist(z.float())  # (B, N, N)
+    log_phi = -dist * kappa * math.log(2.0)  # log of the kernel, exact
+    log_not_phi = torch.log((-torch.expm1(log_phi)).clamp_min(eps))  # log(1 - phi)
+    n = labels.shape[1]
+    valid = (labels >= 0)[:, :, None] & (labels >= 0)[:, None, :]
+    valid = valid & ~torch.eye(n, dtype=torch.bool, device=labels.device)  # (B, N, N)
+    same = (labels[:, :, None] == labels[:, None, :]) & valid
+    diff = valid & ~same
+    pos = -(log_phi * same).sum((1, 2)) / same.sum((1, 2)).clamp_min(1)
+    neg = -(log_not_phi * diff).sum((1, 2)) / diff.sum((1, 2)).clamp_min(1)
+    return 0.5 * (pos + neg)  # (B,)
+
+
 # -- the decoder ---------------------------------------------------------------------------------------------------
 class MaskDecoder(ModelMixin, ConfigMixin):
     """Token -> MLP mask embedding, dotted with per-pixel embeddings upsampled from the patch features."""

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from setok.book.results import git_state, repo_root, results_root, write_json
 from setok.config import build, load_profile, to_dict
 from setok.decoders import LatentCodec, MaskDecoder, Resampler, VisualDecoder
-from setok.decoders.mask import mask_losses
+from setok.decoders.mask import grid_object_labels, mask_losses, pairwise_affinity_loss
 from setok.tokenizer import SeTok
 
 TOKENIZER_KINDS = ("setok", "resampler")
@@ -66,7 +66,10 @@ class Stage1Config:
     mixed_precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     distributed: str = "ddp"  # ddp | deepspeed (ZeRO-2, configs/zero2.json) | fsdp
     deepspeed_config: str = "zero2.json"  # file name under setok/train/configs or a path
+    # "affinity" (default 0 = off): the mini-only pairwise affinity loss (a deviation, see pairwise_affinity_loss)
     loss_weights: dict = field(default_factory=lambda: {"diffusion": 1.0, "bce": 1.0, "dice": 1.0, "kl": 1.0})
+    affinity_phases: list = field(default_factory=lambda: [2])  # sub-phases with the affinity loss (if weighted)
+    kappa_range: list | None = None  # [lo, hi]: clamp the learnable kernel scale after each step (logged)
     add_background: bool = True  # the background is one more ground-truth segment for matching
     decoder: dict = field(default_factory=dict)  # VisualDecoder kwargs
     mask_decoder: dict = field(default_factory=dict)  # MaskDecoder kwargs
@@ -105,6 +108,11 @@ class Stage1Config:
             raise ValueError(f"stage1.warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if self.encoder_losses not in ("all", "mask"):
             raise ValueError(f"stage1.encoder_losses must be 'all' or 'mask' (got {self.encoder_losses!r})")
+        if self.kappa_range is not None and (len(self.kappa_range) != 2 or not 0 < self.kappa_range[0]
+                                             <= self.kappa_range[1]):
+            raise ValueError(f"stage1.kappa_range must be [lo, hi] with 0 < lo <= hi, or null (got {self.kappa_range})")
+        if any(p not in (1, 2) for p in self.affinity_phases):
+            raise ValueError(f"stage1.affinity_phases must list sub-phases 1 and/or 2 (got {self.affinity_phases})")
         if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
             raise ValueError(f"stage1.max_steps_this_run must be >= 1 or null (got {self.max_steps_this_run})")
 
@@ -269,8 +277,10 @@ class Stage1Model(nn.Module):
     def forward(self, pixel_values: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                 gt_masks: torch.Tensor | None = None, mask_valid: torch.Tensor | None = None, phase: int = 1,
                 weights: dict[str, float] | None = None, add_background: bool = True,
-                encoder_grad: bool = True, encoder_losses: str = "all") -> dict[str, torch.Tensor]:
-        """Per-batch mean losses: ``loss`` (weighted sum), ``diffusion``, in phase 2 also ``bce``, ``dice``, ``kl``."""
+                encoder_grad: bool = True, encoder_losses: str = "all",
+                affinity_phases: tuple[int, ...] = (2,)) -> dict[str, torch.Tensor]:
+        """Per-batch mean losses: ``loss`` (weighted sum), ``diffusion``, in phase 2 also ``bce``, ``dice``, ``kl``;
+        ``affinity`` (a mini-only deviation, off unless ``weights["affinity"] > 0``) in ``affinity_phases``."""
         weights = weights or {}
         out = self.tokenize(pixel_values, encoder_grad, detach_tokens=encoder_losses == "mask")
         diffusion = self.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise, timesteps)  # (B,)
@@ -283,6 +293,12 @@ class Stage1Model(nn.Module):
             for name in ("bce", "dice", "kl"):
                 losses[name] = getattr(ml, name).mean()
                 total = total + weights.get(name, 1.0) * losses[name]
+        if weights.get("affinity", 0.0) > 0 and phase in affinity_phases and self.resampler is None:
+            # the clustering space of the (undetached) features, so the encoder learns from this loss too
+            z = self.tokenizer.clustering_space(out.features)  # (B, N, d)
+            labels = grid_object_labels(gt_masks, mask_valid, out.grid_size)  # (B, N)
+            losses["affinity"] = pairwise_affinity_loss(z, self.tokenizer.kappa, labels).mean()
+            total = total + weights["affinity"] * losses["affinity"]
         losses["loss"] = total
         return losses
 
@@ -577,12 +593,16 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
                 losses = model(pixel, x0, noise.to(x0.device, x0.dtype), timesteps.to(x0.device),
                                batch["masks"].to(accelerator.device), batch["mask_valid"].to(accelerator.device),
                                phase=phase, weights=cfg.loss_weights, add_background=cfg.add_background,
-                               encoder_grad=phase in cfg.encoder_phases, encoder_losses=cfg.encoder_losses)
+                               encoder_grad=phase in cfg.encoder_phases, encoder_losses=cfg.encoder_losses,
+                               affinity_phases=tuple(cfg.affinity_phases))
                 accelerator.backward(losses["loss"])
                 if accelerator.sync_gradients and cfg.distributed != "deepspeed":
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if cfg.kappa_range is not None:
+                    with torch.no_grad():
+                        core.tokenizer.log_kappa.clamp_(math.log(cfg.kappa_range[0]), math.log(cfg.kappa_range[1]))
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(accelerator.reduce(v.detach().float(), "mean")) / cfg.grad_accum
         scheduler.step()

@@ -134,7 +134,7 @@ def plot_losses(log: pd.DataFrame, evals: pd.DataFrame | None = None):
     ncols = 2 if evals is not None and len(evals) else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 3.4), squeeze=False)
     ax = axes[0, 0]
-    for key in ("loss", "diffusion", "bce", "dice", "kl"):
+    for key in ("loss", "diffusion", "bce", "dice", "kl", "affinity"):
         if key in log:
             ax.plot(log["step"], log[key], label=key, lw=1)
     boundary = log.loc[log["phase"] == 2, "step"].min() if (log["phase"] == 2).any() else None
