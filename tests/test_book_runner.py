@@ -133,3 +133,14 @@ def test_cli_errors_exit_2():
     proc = subprocess.run([sys.executable, "-m", "setok.cli", "book", "run", "--profile", "huge"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_progress_redraws_rarely_off_a_terminal(monkeypatch):
+    import io
+
+    from setok.progress import progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    bar = progress(range(3), file=sys.stderr)
+    assert bar.mininterval == 30.0
+    assert list(bar) == [0, 1, 2]

@@ -27,12 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm.auto import tqdm
 
 from setok.book.results import git_state, repo_root, results_root, write_json
 from setok.config import build, load_profile, to_dict
 from setok.decoders import LatentCodec, MaskDecoder, Resampler, VisualDecoder
 from setok.decoders.mask import grid_object_labels, mask_losses, pairwise_affinity_loss
+from setok.progress import progress
 from setok.tokenizer import SeTok
 
 TOKENIZER_KINDS = ("setok", "resampler")
@@ -576,7 +576,7 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
 
     stop = cfg.total_steps if cfg.max_steps_this_run is None else min(cfg.total_steps,
                                                                       start_step + cfg.max_steps_this_run)
-    bar = tqdm(range(start_step, stop), desc="stage1", disable=not accelerator.is_local_main_process,
+    bar = progress(range(start_step, stop), desc="stage1", disable=not accelerator.is_local_main_process,
                initial=0, total=stop - start_step)
     model.train()
     metrics: dict[str, Any] = {}
