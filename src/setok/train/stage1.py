@@ -612,7 +612,7 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == cfg.total_steps):
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{record['loss']:.4f}", phase=phase)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", phase=phase, refresh=False)  # redraws follow mininterval
         if done == cfg.phase1_steps and cfg.phase2_steps and accelerator.is_main_process:
             core.tokenizer.save_pretrained(out / "tokenizer_phase1")  # before the mask-consistency phase
         if done % cfg.eval_every == 0 or done in (cfg.phase1_steps, cfg.total_steps):
