@@ -137,6 +137,33 @@ def peak_memory_mib(fn: Callable[[], object], device: str) -> float:
         return max(peak_rss[0] - base, 0) / 2**20
 
 
+def _peak_child(shape_name: str, variant: str, seed: int) -> None:
+    """Run one variant once in this (fresh) process and print its peak RSS above the set-up, in MiB."""
+    import resource
+
+    shape = SHAPES[shape_name]
+    torch.manual_seed(seed)
+    grid = (shape.grid, shape.grid)
+    merger = ClusterMerger(shape.dim, num_heads=2, num_layers=2, ffn_dim=shape.ffn_dim).eval()
+    x = clustered_features(shape, seed)
+    fn = {"batched": tokenize_batched, "loop": tokenize_loop, "dense": dense_pass}[variant]
+    base = _rss_bytes()
+    with torch.no_grad():
+        fn(x, merger, grid)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(max(peak - base, 0) / 2**20)
+
+
+def peak_in_subprocess(shape_name: str, variant: str, seed: int = 0) -> float:
+    """Peak extra memory (MiB) of one CPU run of a variant, measured in a fresh Python process."""
+    import subprocess
+    import sys
+
+    code = f"from setok.bench import _peak_child; _peak_child({shape_name!r}, {variant!r}, {seed})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def median_times(fns: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
     """Median wall time (s) of each function over ``repeats`` rounds, after one warm-up each.
 
@@ -175,7 +202,10 @@ def run_shape_set(shape: ShapeSet, device: str = "cpu", seed: int = 0, repeats: 
     fns = {"batched": lambda: tokenize_batched(x, merger, grid), "loop": lambda: tokenize_loop(x, merger, grid),
            "dense": lambda: dense_pass(x, merger, grid)}
     t = median_times(fns, reps, device)
-    peak = {name: peak_memory_mib(fn, device) for name, fn in fns.items()}
+    if device.startswith("cuda"):
+        peak = {name: peak_memory_mib(fn, device) for name, fn in fns.items()}
+    else:  # a fresh process per variant: in this one the allocator already holds what earlier runs freed
+        peak = {name: peak_in_subprocess(shape.name, name, seed) for name in fns}
     return {
         "shape_set": shape.name, "batch": shape.batch, "num_patches": shape.grid**2, "dim": shape.dim,
         "ffn_dim": shape.ffn_dim, "mean_tokens": float(token_mask.sum(1).float().mean()),
