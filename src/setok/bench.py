@@ -139,19 +139,13 @@ def peak_memory_mib(fn: Callable[[], object], device: str) -> float:
 
 def _peak_child(shape_name: str, variant: str, seed: int) -> None:
     """Run one variant once in this (fresh) process and print its peak RSS above the set-up, in MiB."""
-    import resource
-
     shape = SHAPES[shape_name]
     torch.manual_seed(seed)
     grid = (shape.grid, shape.grid)
     merger = ClusterMerger(shape.dim, num_heads=2, num_layers=2, ffn_dim=shape.ffn_dim).eval()
     x = clustered_features(shape, seed)
     fn = {"batched": tokenize_batched, "loop": tokenize_loop, "dense": dense_pass}[variant]
-    base = _rss_bytes()
-    with torch.no_grad():
-        fn(x, merger, grid)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    print(max(peak - base, 0) / 2**20)
+    print(peak_memory_mib(lambda: fn(x, merger, grid), "cpu"))  # RSS sampled during the run, above its start
 
 
 def peak_in_subprocess(shape_name: str, variant: str, seed: int = 0) -> float:
