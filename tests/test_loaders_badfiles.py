@@ -54,3 +54,19 @@ def test_wrong_top_level_type_raises(tmp_path, build):
     path.write_text("[]" if build in (_vqa, _gqa, _refcoco) else "{}")
     with pytest.raises(MalformedRecordError, match=re.escape(f"{path}: record <file>: missing_field: expected")):
         load()
+
+
+def test_admit_entry_reports_missing_fields_and_duplicates(tmp_path):
+    from setok.data.loaders.base import LoaderConfig, admit_entry, new_report
+
+    report = new_report("unit", LoaderConfig(on_error="skip"))
+    seen: set = set()
+    path = tmp_path / "x.json"
+    assert admit_entry({"id": 7, "a": 1}, 0, "items", ("a",), seen, report, path, "item") == 7
+    assert admit_entry({"id": 7, "a": 1}, 1, "items", ("a",), seen, report, path, "item") is None
+    assert admit_entry({"b": 1}, 2, "items", ("a",), seen, report, path, "item") is None
+    assert admit_entry("junk", 3, "items", ("a",), seen, report, path, "item") is None
+    assert report.counts == {"duplicate_id": 1, "missing_field": 2} and seen == {7}
+    strict = new_report("unit", LoaderConfig(on_error="raise"))
+    with pytest.raises(ValueError, match=r"items\[0\].*item needs a"):
+        admit_entry({}, 0, "items", ("a",), set(), strict, path, "item")

@@ -223,6 +223,25 @@ def expect_type(value: Any, typ: type | tuple[type, ...], path: Path, what: str,
     return value
 
 
+def admit_entry(entry: Any, index: int, list_name: str, required: tuple[str, ...], seen: set[Any],
+                report: LoadReport, path: Path, label: str) -> Any | None:
+    """The shared first check of a COCO-style list entry: a dict with the ``required`` keys and an unseen ``id``.
+
+    Returns the entry's record id (its ``id``, else ``<list_name>[index]``), or None after reporting the problem
+    (``missing_field`` or ``duplicate_id``) under ``"<label> <id>"``. Admitted ids are added to ``seen``.
+    """
+    rid = entry.get("id", f"{list_name}[{index}]") if isinstance(entry, dict) else f"{list_name}[{index}]"
+    where = f"{label} {rid}"
+    if not isinstance(entry, dict) or not all(k in entry for k in required):
+        report.problem("missing_field", path, where, f"{label.split()[-1]} needs {', '.join(required)}")
+        return None
+    if rid in seen:
+        report.problem("duplicate_id", path, where, f"{label.split()[-1]} id listed twice")
+        return None
+    seen.add(rid)
+    return rid
+
+
 def nonempty_str(value: Any) -> bool:
     """True for a string with at least one non-space character."""
     return isinstance(value, str) and bool(value.strip())

@@ -25,6 +25,7 @@ from setok.data.loaders.base import (
     LoaderConfig,
     LoadReport,
     Records,
+    admit_entry,
     box_problem,
     decode_segmentation,
     expect_type,
@@ -98,14 +99,9 @@ def _read_images(
     out: dict[int, CocoImage] = {}
     seen: set[Any] = set()
     for i, img in enumerate(expect_type(data.get("images"), list, path, "an 'images' list", report.dataset)):
-        rid = img.get("id", f"images[{i}]") if isinstance(img, dict) else f"images[{i}]"
-        if not isinstance(img, dict) or not all(k in img for k in ("id", "file_name", "width", "height")):
-            report.problem("missing_field", path, f"image {rid}", "image needs id, file_name, width, height")
+        rid = admit_entry(img, i, "images", ("id", "file_name", "width", "height"), seen, report, path, "image")
+        if rid is None:
             continue
-        if rid in seen:
-            report.problem("duplicate_id", path, f"image {rid}", "image id listed twice")
-            continue
-        seen.add(rid)
         image_path = Path(image_dir) / img["file_name"] if image_dir is not None else None
         if config.check_images and image_path is not None and not image_path.is_file():
             report.problem("missing_image", path, f"image {rid}", f"no file {image_path}")
@@ -137,14 +133,9 @@ def load_coco_captions(
     for i, ann in enumerate(
         expect_type(data.get("annotations"), list, path, "an 'annotations' list", report.dataset)
     ):
-        rid = ann.get("id", f"annotations[{i}]") if isinstance(ann, dict) else f"annotations[{i}]"
-        if not isinstance(ann, dict) or "image_id" not in ann or "caption" not in ann:
-            report.problem("missing_field", path, f"caption {rid}", "caption needs image_id and caption")
+        rid = admit_entry(ann, i, "annotations", ("image_id", "caption"), seen, report, path, "caption")
+        if rid is None:
             continue
-        if rid in seen:
-            report.problem("duplicate_id", path, f"caption {rid}", "caption id listed twice")
-            continue
-        seen.add(rid)
         if ann["image_id"] not in all_ids:
             report.problem("unknown_id", path, f"caption {rid}", f"image_id {ann['image_id']} not in images")
             continue
@@ -185,16 +176,9 @@ def load_coco_instances(
     for i, ann in enumerate(
         expect_type(data.get("annotations"), list, path, "an 'annotations' list", report.dataset)
     ):
-        rid = ann.get("id", f"annotations[{i}]") if isinstance(ann, dict) else f"annotations[{i}]"
-        if not isinstance(ann, dict) or not all(k in ann for k in required):
-            report.problem(
-                "missing_field", path, f"annotation {rid}", f"annotation needs {', '.join(required)}"
-            )
+        rid = admit_entry(ann, i, "annotations", required, seen, report, path, "annotation")
+        if rid is None:
             continue
-        if rid in seen:
-            report.problem("duplicate_id", path, f"annotation {rid}", "annotation id listed twice")
-            continue
-        seen.add(rid)
         if ann["image_id"] not in all_ids:
             report.problem(
                 "unknown_id", path, f"annotation {rid}", f"image_id {ann['image_id']} not in images"

@@ -18,6 +18,7 @@ from pathlib import Path
 from setok.data.loaders.base import (
     LoaderConfig,
     Records,
+    admit_entry,
     box_problem,
     make_config,
     new_report,
@@ -65,14 +66,10 @@ def load_sa1b(
         img = CocoImage(info["image_id"], info["file_name"], width, height, image_path)
         seen: set = set()
         for i, ann in enumerate(data["annotations"]):
-            aid = ann.get("id", f"annotations[{i}]") if isinstance(ann, dict) else f"annotations[{i}]"
-            if not isinstance(ann, dict) or "segmentation" not in ann or "bbox" not in ann:
-                report.problem("missing_field", path, f"{rid} annotation {aid}", "needs segmentation and bbox")
+            aid = admit_entry(ann, i, "annotations", ("segmentation", "bbox"), seen, report, path,
+                              f"{rid} annotation")
+            if aid is None:
                 continue
-            if aid in seen:
-                report.problem("duplicate_id", path, f"{rid} annotation {aid}", "annotation id listed twice")
-                continue
-            seen.add(aid)
             why = box_problem(ann["bbox"], width, height, config.bbox_tolerance) or segmentation_problem(
                 ann["segmentation"], width, height, config.bbox_tolerance
             )
