@@ -97,15 +97,25 @@ def test_pairwise_affinity_loss_matches_naive_loop():
     kappa = 2.5
     got = pairwise_affinity_loss(z, torch.tensor(kappa), labels)
     for b in range(2):
-        pos, neg = [], []
-        for i in range(6):
-            for j in range(6):
-                if i == j or labels[b, i] < 0 or labels[b, j] < 0:
-                    continue
-                phi = math.exp(-float(((z[b, i] - z[b, j]) ** 2).sum()) * kappa * math.log(2))
-                (pos if labels[b, i] == labels[b, j] else neg).append(
-                    -math.log(phi) if labels[b, i] == labels[b, j] else -math.log(1 - phi))
+        segs = sorted({int(v) for v in labels[b] if v >= 0})
+        pos, neg = [], []  # one mean per segment (pairs inside it) / per ordered pair of segments
+        for s in segs:
+            for t in segs:
+                terms = []
+                for i in range(6):
+                    for j in range(6):
+                        if i == j or labels[b, i] != s or labels[b, j] != t:
+                            continue
+                        phi = math.exp(-float(((z[b, i] - z[b, j]) ** 2).sum()) * kappa * math.log(2))
+                        terms.append(-math.log(phi) if s == t else -math.log(1 - phi))
+                if terms:
+                    (pos if s == t else neg).append(sum(terms) / len(terms))
+        # image 0: segment 2 has one patch (no pair inside it), so pos averages segments 0 and 1 only
+        assert len(pos) == (2 if b == 0 else 2) and len(neg) == (6 if b == 0 else 2)
         assert got[b].item() == pytest.approx(0.5 * (sum(pos) / len(pos) + sum(neg) / len(neg)), rel=1e-4)
+    # a one-segment image has no negative pairs: only the positive half counts
+    one = pairwise_affinity_loss(z[:1], kappa, torch.zeros(1, 6, dtype=torch.long))
+    assert one.item() > 0 and torch.isfinite(one).all()
     # features that separate the segments score lower than shuffled ones
     sep = torch.nn.functional.one_hot(labels.clamp_min(0), 3).float()
     assert pairwise_affinity_loss(sep, kappa, labels).mean() < pairwise_affinity_loss(sep.flip(1), kappa, labels).mean()

@@ -90,8 +90,11 @@ def pairwise_affinity_loss(z: torch.Tensor, kappa: torch.Tensor | float, labels:
                            eps: float = 1e-6) -> torch.Tensor:
     """Deviation (mini only, ``stage1.loss_weights.affinity``; not in the paper): the pairwise form of Eq. 4's mask
     consistency. The stick-breaking kernel phi(z_a, z_b) = exp(-||z_a - z_b||^2 kappa ln 2) (SPEC §1.2) between every
-    two patches is trained by binary cross-entropy towards "same ground-truth segment" (background included),
-    positives and negatives weighted equally.
+    two patches a != b is trained by binary cross-entropy towards "same ground-truth segment" (background included).
+
+    Balanced by segment, so that a 3-patch object weighs as much as the background: the positive term averages, over
+    the segments with at least two patches, the mean -log phi within a segment; the negative term averages, over the
+    ordered pairs of distinct segments, the mean -log(1 - phi) between them. loss = (positive + negative) / 2.
 
     z (B, N, D) clustering space, labels (B, N) segment per patch (-1 = ignore) -> (B,).
     """
@@ -99,16 +102,27 @@ def pairwise_affinity_loss(z: torch.Tensor, kappa: torch.Tensor | float, labels:
 
     if z.shape[:2] != labels.shape:
         raise ValueError(f"z (B, N, D) and labels (B, N) must agree (got {tuple(z.shape)}, {tuple(labels.shape)})")
+    n = labels.shape[1]
     dist = pairwise_sqdist(z.float())  # (B, N, N)
     log_phi = -dist * kappa * math.log(2.0)  # log of the kernel, exact
     log_not_phi = torch.log((-torch.expm1(log_phi)).clamp_min(eps))  # log(1 - phi)
-    n = labels.shape[1]
-    valid = (labels >= 0)[:, :, None] & (labels >= 0)[:, None, :]
-    valid = valid & ~torch.eye(n, dtype=torch.bool, device=labels.device)  # (B, N, N)
-    same = (labels[:, :, None] == labels[:, None, :]) & valid
-    diff = valid & ~same
-    pos = -(log_phi * same).sum((1, 2)) / same.sum((1, 2)).clamp_min(1)
-    neg = -(log_not_phi * diff).sum((1, 2)) / diff.sum((1, 2)).clamp_min(1)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=labels.device)
+    segments = int(labels.max()) + 1 if labels.numel() and labels.max() >= 0 else 1
+    one_hot = F.one_hot(labels.clamp_min(0).long(), segments).to(dist.dtype)  # (B, N, S)
+    one_hot = one_hot * (labels >= 0)[..., None].to(dist.dtype)  # ignored patches belong to no segment
+    size = one_hot.sum(1)  # (B, S) patches per segment
+
+    def per_segment_pair(values: torch.Tensor) -> torch.Tensor:  # (B, N, N) -> sums over segment pairs (B, S, S)
+        return torch.einsum("nas,nab,nbt->nst", one_hot, values * off_diagonal, one_hot)
+
+    pairs = size[:, :, None] * size[:, None, :] - torch.diag_embed(size)  # (B, S, S) ordered pairs a != b
+    same = torch.eye(segments, dtype=torch.bool, device=labels.device)[None]  # (1, S, S)
+    pos_pairs = same & (pairs > 0)  # segments with at least two patches
+    neg_pairs = ~same & (pairs > 0)  # two distinct present segments
+    pos_mean = -per_segment_pair(log_phi) / pairs.clamp_min(1)  # (B, S, S)
+    neg_mean = -per_segment_pair(log_not_phi) / pairs.clamp_min(1)
+    pos = (pos_mean * pos_pairs).sum((1, 2)) / pos_pairs.sum((1, 2)).clamp_min(1)
+    neg = (neg_mean * neg_pairs).sum((1, 2)) / neg_pairs.sum((1, 2)).clamp_min(1)
     return 0.5 * (pos + neg)  # (B,)
 
 
