@@ -170,6 +170,35 @@ def test_projection_is_identity_initialised_and_trainable():
     assert model.log_kappa.grad is not None and model.cluster_proj.weight.grad is not None
 
 
+@pytest.mark.parametrize("encoder_type,extra", [("siglip", 0), ("clip", 1)])
+def test_sincos_position_init_lays_the_2d_table(encoder_type, extra):
+    model = SeTok(tiny_config(encoder_type=encoder_type, encoder_position_init="sincos"))
+    table = model.encoder.embeddings.position_embedding.weight  # (extra + 16, 16)
+    # row 4 * r + c of the table encodes (row r, column c): compare with a hand-written entry
+    r, c, dim = 2, 3, 16
+    freq = [1.0 / 10000 ** (k / 4) for k in range(4)]
+    expected = [math.sin(r * f) for f in freq] + [math.cos(r * f) for f in freq] + \
+        [math.sin(c * f) for f in freq] + [math.cos(c * f) for f in freq]
+    assert table.shape == (extra + 16, dim)
+    assert table[extra + 4 * r + c].tolist() == pytest.approx(expected, abs=1e-6)
+    assert (table[:extra] == 0).all()
+    random = SeTok(tiny_config(encoder_type=encoder_type))  # the default keeps HF's random table
+    assert not torch.allclose(random.encoder.embeddings.position_embedding.weight[extra:], table[extra:])
+
+
+def test_sincos_position_init_survives_save_load_and_skips_cnns(tmp_path):
+    model = SeTok(tiny_config(encoder_position_init="sincos"))
+    with torch.no_grad():
+        model.encoder.embeddings.position_embedding.weight.add_(0.5)  # as if trained
+    model.save_pretrained(tmp_path)
+    again = SeTok.from_pretrained(tmp_path)
+    assert torch.equal(again.encoder.embeddings.position_embedding.weight,
+                       model.encoder.embeddings.position_embedding.weight)
+    SeTok(tiny_config(encoder_type="convnext", encoder_position_init="sincos"))  # no table: nothing to do
+    with pytest.raises(ValueError, match="encoder_position_init"):
+        tiny_config(encoder_position_init="learned")
+
+
 @pytest.mark.parametrize("mode", ["hard", "soft"])
 @pytest.mark.parametrize("method", ["setok", "threshold", "fixed", "patch", "random_seed", "tome"])
 def test_setok_runs_every_method_and_mode(method, mode):

@@ -27,9 +27,10 @@ from transformers.utils import ModelOutput
 from setok.baselines import ClusteringConfig, cluster
 from setok.clustering import DensityPeaks, hard_assignment, one_hot_masks
 from setok.config import build, load_profile, to_dict
-from setok.merger import ClusterMerger
+from setok.merger import ClusterMerger, sincos_2d
 
 ENCODER_TYPES = ("siglip", "clip", "convnext")  # convnext: the CNN of the Fig. 7 comparison (setok.encoders)
+POSITION_INITS = ("random", "sincos")  # how a ViT built from config starts its position table
 
 # SigLIP-so400m-patch14-384, the paper's tower (SPEC §1): known here so the paper-scale model builds on the meta
 # device without its checkpoint.
@@ -63,12 +64,16 @@ class SeTokConfig(PreTrainedConfig):
     encoder_layers: int = 27
     encoder_heads: int = 16
     encoder_mlp: int | None = None  # default 4 * hidden_size
+    encoder_position_init: str = "random"  # ViT built from config: "random" (HF default) or "sincos" (2D table)
     clustering: dict | None = None
     merger: dict | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         if self.encoder_type not in ENCODER_TYPES:
             raise ValueError(f"encoder_type must be one of {ENCODER_TYPES} (got {self.encoder_type!r})")
+        if self.encoder_position_init not in POSITION_INITS:
+            raise ValueError(f"encoder_position_init must be one of {POSITION_INITS} "
+                             f"(got {self.encoder_position_init!r})")
         if not 1 <= self.patch_size <= self.image_size:
             raise ValueError(f"patch_size must be in [1, image_size] (got image_size={self.image_size}, "
                              f"patch_size={self.patch_size})")
@@ -166,6 +171,30 @@ class SeTokPreTrainedModel(PreTrainedModel):
                 module.cluster_proj.weight.copy_(torch.eye(module.cluster_proj.weight.shape[0]))
                 module.cluster_proj.bias.zero_()
                 module.log_kappa.fill_(math.log(module.config.clustering_config.kernel_scale))
+            if module.config.encoder_position_init == "sincos":
+                init_sincos_positions(module.encoder, module.config.grid_size)
+
+
+def init_sincos_positions(encoder: nn.Module, grid_size: tuple[int, int]) -> None:
+    """Overwrite a ViT's learned position table with the fixed 2D sin-cos embedding (rows in raster order).
+
+    Used for the from-scratch mini encoder: a random table carries no notion of "near", which the clustering needs to
+    tell apart two same-coloured objects; a loaded checkpoint replaces the table anyway. A CNN (no table) is left as
+    it is. CLIP's extra first row (the CLS position) is set to zero.
+    """
+    table = next((m for name, m in encoder.named_modules() if name.endswith("position_embedding")
+                  and isinstance(m, nn.Embedding)), None)
+    if table is None:
+        return
+    n = grid_size[0] * grid_size[1]
+    extra = table.num_embeddings - n
+    if extra not in (0, 1) or table.embedding_dim % 4:
+        raise ValueError(f"cannot lay a sin-cos table of {grid_size} on a position embedding of "
+                         f"{tuple(table.weight.shape)}")
+    with torch.no_grad():
+        table.weight[extra:] = sincos_2d(grid_size, table.embedding_dim, device=table.weight.device,
+                                         dtype=table.weight.dtype)
+        table.weight[:extra] = 0.0
 
 
 class SeTok(SeTokPreTrainedModel):
