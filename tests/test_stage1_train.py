@@ -14,7 +14,14 @@ from safetensors.torch import load_file
 
 from setok.config import build, load_profile
 from setok.train.cli import main as train_main
-from setok.train.stage1 import Stage1Config, check_global_batch, load_stage1_artifact, train_stage1
+from setok.train.stage1 import (
+    Stage1Config,
+    check_global_batch,
+    load_stage1_artifact,
+    train_stage1,
+    train_stage1_seeds,
+)
+from setok.train.stage1_report import seed_table, spread_summary
 
 FAST = ["stage1.phase1_steps=2", "stage1.phase2_steps=2", "stage1.eval_every=100", "stage1.eval_images=4",
         "stage1.data.n_train=16", "stage1.data.n_val=4"]
@@ -181,3 +188,55 @@ def test_affinity_loss_is_off_by_default_and_trains_encoder_when_weighted():
     encoder_grads = [p.grad for p in model.tokenizer.encoder.parameters() if p.grad is not None]
     assert encoder_grads and any(g.abs().sum() > 0 for g in encoder_grads)
     assert model.tokenizer.log_kappa.grad is not None and model.tokenizer.log_kappa.grad != 0
+
+
+@pytest.mark.parametrize("encoder_losses,mask_reaches_encoder", [("all", True), ("mask", True), ("affinity", False)])
+def test_encoder_losses_choose_what_trains_the_encoder(encoder_losses, mask_reaches_encoder):
+    from setok.train.stage1 import build_stage1_model, sample_noise
+
+    pc = load_profile("smoke", ["stage1.train_encoder=true"])
+    model = build_stage1_model(pc, build(Stage1Config, pc["stage1"], "stage1"))
+    pixel = torch.rand(2, 3, 32, 32) * 2 - 1
+    noise, steps = sample_noise(0, torch.arange(2), (3, 32, 32), 1000)
+    gt = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    gt[:, 0, :, :12] = True
+    args = (pixel, pixel, noise, steps, gt, torch.ones(2, 1, dtype=torch.bool))
+
+    def encoder_grad(weights: dict) -> float:
+        model.zero_grad(set_to_none=True)
+        model(*args, phase=2, weights=weights, encoder_losses=encoder_losses)["loss"].backward()
+        return sum(float(p.grad.abs().sum()) for p in model.tokenizer.encoder.parameters() if p.grad is not None)
+
+    only_mask = {"diffusion": 0.0, "bce": 1.0, "dice": 1.0, "kl": 0.0}
+    assert (encoder_grad(only_mask) > 0) == mask_reaches_encoder
+    assert encoder_grad({**{k: 0.0 for k in only_mask}, "affinity": 1.0}) > 0  # the affinity loss always does
+    assert (encoder_grad({"diffusion": 1.0, "bce": 0.0, "dice": 0.0, "kl": 0.0}) > 0) == (encoder_losses == "all")
+    with pytest.raises(ValueError, match="encoder_losses"):
+        build(Stage1Config, {"encoder_losses": "diffusion"}, "stage1")
+
+
+def test_seed_spread_runs_differ_only_in_training_seed(reference, tmp_path):
+    results = tmp_path / "results"
+    rows = train_stage1_seeds("smoke", [1, 2], [*FAST, f"stage1.results_dir={results}"], artifacts_dir=tmp_path)
+    assert [r["seed"] for r in rows] == [1, 2]
+    runs = {s: json.loads((results / "smoke" / f"stage1_seed{s}" / "run.json").read_text()) for s in (1, 2)}
+    assert runs[1]["seed"] == 1 and runs[2]["seed"] == 2
+    manifests = {s: json.loads((tmp_path / f"stage1_seed{s}" / "manifest.json").read_text()) for s in (1, 2)}
+    assert manifests[1]["config"]["seed"] == 1 and manifests[2]["config"]["run_name"] == "stage1_seed2"
+    a, b = weights(tmp_path / "stage1_seed1"), weights(tmp_path / "stage1_seed2")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)  # other initial weights
+    # the main run of the reference fixture counts as seed 0; the table reads all three and the summary matches numpy
+    shutil.copytree(reference.parent / "results" / "smoke" / "stage1", results / "smoke" / "stage1")
+    table = seed_table("smoke", [0, 1, 2], main_seed=0, root=results)
+    assert table["seed"].tolist() == [0, 1, 2]
+    assert table.loc[1, "val_fg_ari"] == pytest.approx(rows[0]["val_fg_ari"], nan_ok=True)
+    summary = spread_summary(table)
+    values = table["val_num_tokens"].to_numpy()
+    assert summary.loc["val_num_tokens", "mean"] == pytest.approx(values.mean())
+    assert summary.loc["val_num_tokens", "std"] == pytest.approx(values.std(ddof=1))
+    assert summary.loc["val_num_tokens", "max"] == values.max() and summary.loc["val_num_tokens", "seeds"] == 3
+    with pytest.raises(FileNotFoundError, match="seed 7"):
+        seed_table("smoke", [0, 7], root=results)
+    with pytest.raises(ValueError, match="without repeats"):
+        train_stage1_seeds("smoke", [1, 1], FAST, artifacts_dir=tmp_path)
+    assert train_main(["stage1", "--profile", "smoke", "--seeds", "3", "--out", str(tmp_path / "x")]) == 2

@@ -13,9 +13,14 @@ import sys
 
 
 def _stage1(args: argparse.Namespace) -> int:
-    from setok.train.stage1 import train_stage1_profile
+    from setok.train.stage1 import train_stage1_profile, train_stage1_seeds
 
-    metrics = train_stage1_profile(args.profile, args.config or [], out_dir=args.out)
+    if args.seeds:
+        if args.out:
+            raise ValueError("--seeds writes one artifact per seed (artifacts/<profile>/stage1_seed<s>); drop --out")
+        metrics = train_stage1_seeds(args.profile, args.seeds, args.config or [])
+    else:
+        metrics = train_stage1_profile(args.profile, args.config or [], out_dir=args.out)
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0
@@ -27,6 +32,9 @@ def add_stage1_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", nargs="*", metavar="KEY=VALUE",
                    help="profile overrides, e.g. stage1.phase1_steps=10 stage1.batch_size=8")
     p.add_argument("--out", default=None, help="artifact folder (default artifacts/<profile>/stage1)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="S",
+                   help="seed spread: one fresh run per training seed (stage1.seed), same data; results go to "
+                        "results/<profile>/stage1_seed<S>/")
     p.set_defaults(func=_stage1)
 
 

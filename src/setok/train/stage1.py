@@ -38,6 +38,7 @@ from setok.tokenizer import SeTok
 TOKENIZER_KINDS = ("setok", "resampler")
 DISTRIBUTED = ("ddp", "deepspeed", "fsdp")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+ENCODER_LOSSES = ("all", "mask", "affinity")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -50,7 +51,9 @@ class Stage1Config:
     tokenizer: dict = field(default_factory=dict)  # merged over the profile's tokenizer section (e.g. kernel_scale)
     train_encoder: bool = False  # section 2.2: the encoder is frozen; mini trains it (no pretrained weights offline)
     encoder_phases: list = field(default_factory=lambda: [1, 2])  # sub-phases in which a trainable encoder learns
-    encoder_losses: str = "all"  # "all", or "mask": only the mask decoder's per-pixel path trains the encoder
+    # which losses reach a trainable encoder: "all"; "mask": the mask decoder's per-pixel path (and the affinity
+    # loss, if on); "affinity": only the affinity loss (the mask decoder then sees detached features too)
+    encoder_losses: str = "all"
     data: dict = field(default_factory=dict)  # {kind: miniworld, n_train, n_val}
     batch_size: int = 32  # per device (Table 7)
     grad_accum: int = 1
@@ -85,8 +88,10 @@ class Stage1Config:
     max_steps_this_run: int | None = None  # stop early without saving (simulates a kill; resume continues)
     num_workers: int = 0
     out_dir: str | None = None  # default artifacts/<profile>/stage1
-    results_dir: str | None = None  # results root (default results/); files go to <root>/<profile>/stage1
-    seed: int | None = None  # default: the profile's seed
+    results_dir: str | None = None  # results root (default results/); files go to <root>/<profile>/<run_name>
+    run_name: str = "stage1"  # names the results folder and the default artifact folder (seed-spread runs differ)
+    seed: int | None = None  # training seed (init, data order, noise); default the profile's seed, which also fixes
+    #                          the data, so runs that differ only in stage1.seed see the same train and val images
 
     def __post_init__(self) -> None:
         if self.tokenizer_kind not in TOKENIZER_KINDS:
@@ -106,8 +111,8 @@ class Stage1Config:
             raise ValueError(f"stage1.lr must be two positive learning rates, one per sub-phase (got {self.lr})")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"stage1.warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
-        if self.encoder_losses not in ("all", "mask"):
-            raise ValueError(f"stage1.encoder_losses must be 'all' or 'mask' (got {self.encoder_losses!r})")
+        if self.encoder_losses not in ENCODER_LOSSES:
+            raise ValueError(f"stage1.encoder_losses must be one of {ENCODER_LOSSES} (got {self.encoder_losses!r})")
         if self.kappa_range is not None and (len(self.kappa_range) != 2 or not 0 < self.kappa_range[0]
                                              <= self.kappa_range[1]):
             raise ValueError(f"stage1.kappa_range must be [lo, hi] with 0 < lo <= hi, or null (got {self.kappa_range})")
@@ -282,12 +287,13 @@ class Stage1Model(nn.Module):
         """Per-batch mean losses: ``loss`` (weighted sum), ``diffusion``, in phase 2 also ``bce``, ``dice``, ``kl``;
         ``affinity`` (a mini-only deviation, off unless ``weights["affinity"] > 0``) in ``affinity_phases``."""
         weights = weights or {}
-        out = self.tokenize(pixel_values, encoder_grad, detach_tokens=encoder_losses == "mask")
+        out = self.tokenize(pixel_values, encoder_grad, detach_tokens=encoder_losses != "all")
         diffusion = self.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise, timesteps)  # (B,)
         losses = {"diffusion": diffusion.mean(), "num_tokens": out.token_mask.sum(1).float().mean()}
         total = weights.get("diffusion", 1.0) * losses["diffusion"]
         if phase == 2:
-            logits = self.mask_decoder(out.tokens, out.features, out.grid_size)  # (B, K, Hm, Wm)
+            pixel_features = out.features.detach() if encoder_losses == "affinity" else out.features
+            logits = self.mask_decoder(out.tokens, pixel_features, out.grid_size)  # (B, K, Hm, Wm)
             ml = mask_losses(logits, out.token_mask, gt_masks, mask_valid, out.masks, out.grid_size,
                              add_background=add_background)
             for name in ("bce", "dice", "kl"):
@@ -355,7 +361,7 @@ def lr_factor(step: int, cfg: Stage1Config) -> float:
 def resumable_config(cfg: Stage1Config) -> dict[str, Any]:
     """The config fields a resumed run must share with the run that wrote the checkpoint."""
     skip = {"max_steps_this_run", "log_every", "eval_every", "eval_images", "save_every", "keep_checkpoints",
-            "num_workers", "out_dir", "results_dir"}
+            "num_workers", "out_dir", "results_dir", "run_name"}
     return json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in skip}))
 
 
@@ -525,8 +531,10 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
     t0 = time.perf_counter()
     profile = profile_cfg["profile"]
     cfg = build(Stage1Config, profile_cfg.get("stage1"), "stage1")
-    seed = int(cfg.seed if cfg.seed is not None else profile_cfg.get("seed", 0))
-    out = Path(out_dir or cfg.out_dir or repo_root() / "artifacts" / profile / "stage1")
+    data_seed = int(profile_cfg.get("seed", 0))  # the images (train and val) come from the profile's seed
+    seed = int(cfg.seed if cfg.seed is not None else data_seed)  # the training randomness from stage1.seed
+    cfg.seed = seed  # resolved, so the checkpoints, manifest and run.json record it
+    out = Path(out_dir or cfg.out_dir or repo_root() / "artifacts" / profile / cfg.run_name)
     res_root = Path(cfg.results_dir) if cfg.results_dir else results_root()
     accelerator = make_accelerator(cfg)
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -566,8 +574,8 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
         f"{cfg.phase2_steps}; mixed precision {accelerator.mixed_precision}; "
         + (f"resuming at step {start_step} from {checkpoint}" if checkpoint else "fresh start"))
 
-    train_set = StreamDataset(build_dataset(cfg.data, "train", image_size, seed), seed=seed)
-    val_set = build_dataset(cfg.data, "val", image_size, seed)
+    train_set = StreamDataset(build_dataset(cfg.data, "train", image_size, data_seed), seed=seed)
+    val_set = build_dataset(cfg.data, "val", image_size, data_seed)
     micro_per_step = cfg.grad_accum * world
     sampler = MicroBatchSampler(cfg.batch_size, start=start_step * micro_per_step,
                                 count=(cfg.total_steps - start_step) * cfg.grad_accum, rank=rank, world=world)
@@ -617,7 +625,7 @@ def train_stage1(profile_cfg: dict[str, Any], out_dir: str | Path | None = None,
             core.tokenizer.save_pretrained(out / "tokenizer_phase1")  # before the mask-consistency phase
         if done % cfg.eval_every == 0 or done in (cfg.phase1_steps, cfg.total_steps):
             if accelerator.is_main_process:
-                metrics, _ = evaluate(core, val_set, cfg, seed, accelerator.device, codec)
+                metrics, _ = evaluate(core, val_set, cfg, data_seed, accelerator.device, codec)
                 with (out / "eval.jsonl").open("a") as f:
                     f.write(json.dumps({"step": done, **metrics}) + "\n")
             accelerator.wait_for_everyone()
@@ -657,7 +665,7 @@ def _write_results(res_root: Path, profile: str, seed: int, cfg: Stage1Config, r
 
     from setok.book.results import Run
 
-    run = Run.start(profile, "stage1", seed=seed, config=cfg, root=res_root)
+    run = Run.start(profile, cfg.run_name, seed=seed, config=cfg, root=res_root)
     run.save_table(pd.DataFrame(rows), "log.csv")
     run.save_table(pd.DataFrame(evals), "eval.csv")
     run.save_metrics(final)
@@ -670,6 +678,29 @@ def train_stage1_profile(profile: str, overrides: list[str] | None = None,
     return train_stage1(load_profile(profile, overrides), out_dir, fresh=fresh)
 
 
+def seed_run_name(seed: int) -> str:
+    """The run name (results and artifact folder) of a seed-spread run."""
+    return f"stage1_seed{seed}"
+
+
+def train_stage1_seeds(profile: str, seeds: list[int], overrides: list[str] | None = None, fresh: bool = True,
+                       artifacts_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The seed spread (SPEC §5.4): Stage I again with ``stage1.seed = s`` for each seed, same data and recipe.
+
+    Each run writes ``<artifacts_dir>/stage1_seed<s>/`` (default ``artifacts/<profile>/``) and
+    ``results/<profile>/stage1_seed<s>/``; returns the final metrics of each run, with its seed.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list without repeats (got {seeds})")
+    rows = []
+    for seed in seeds:
+        run = [f"stage1.seed={seed}", f"stage1.run_name={seed_run_name(seed)}"]
+        out = Path(artifacts_dir or repo_root() / "artifacts" / profile) / seed_run_name(seed)
+        rows.append({"seed": seed, **train_stage1(load_profile(profile, [*(overrides or []), *run]), out, fresh)})
+    return rows
+
+
 __all__ = ["Stage1Artifact", "Stage1Config", "Stage1Model", "build_stage1_model", "check_global_batch",
-           "evaluate", "load_stage1_artifact", "parameter_table", "save_stage1_artifact", "train_stage1",
-           "train_stage1_profile"]
+           "evaluate", "load_stage1_artifact", "parameter_table", "save_stage1_artifact", "seed_run_name",
+           "train_stage1", "train_stage1_profile", "train_stage1_seeds"]

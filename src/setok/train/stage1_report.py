@@ -212,6 +212,37 @@ def plot_tokens_vs_objects(table: pd.DataFrame, seed: int = 0):
     return fig
 
 
+SPREAD_METRICS = ("val_fg_ari", "val_mbo", "val_fg_ari_pixel", "val_spearman_tokens_objects", "val_num_tokens",
+                  "val_diffusion", "kappa", "wall_time_s")
+
+
+def seed_table(profile: str, seeds: list[int], main_seed: int = 0, root: Path | None = None) -> pd.DataFrame:
+    """Final metrics of the Stage I runs at ``seeds``, one row per seed: the main run (``results/<profile>/stage1``)
+    for ``main_seed``, the seed-spread runs (``stage1_seed<s>``) for the others. A missing run is an error naming it."""
+    import json
+
+    from setok.book.results import results_root
+    from setok.train.stage1 import seed_run_name
+
+    rows = []
+    for seed in seeds:
+        path = (root or results_root()) / profile / ("stage1" if seed == main_seed else seed_run_name(seed)) / \
+            "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no Stage I results for seed {seed} at {path} (run `setok train stage1 "
+                                    f"--profile {profile} --seeds {seed}`)")
+        metrics = json.loads(path.read_text())
+        rows.append({"seed": seed, **{k: metrics.get(k, float("nan")) for k in SPREAD_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def spread_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample standard deviation, min and max of each metric over the seeds (rows: metrics)."""
+    values = table.drop(columns="seed")
+    return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "min": values.min(),
+                         "max": values.max(), "seeds": len(table)})
+
+
 def find_results(profile: str, root: Path | None = None) -> dict[str, Any] | None:
     """The metrics of a Stage I run at ``profile`` if one exists (``results/<profile>/stage1/metrics.json``)."""
     from setok.book.results import results_root
