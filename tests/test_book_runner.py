@@ -144,3 +144,36 @@ def test_progress_redraws_rarely_off_a_terminal(monkeypatch):
     bar = progress(range(3), file=sys.stderr)
     assert bar.mininterval == 30.0
     assert list(bar) == [0, 1, 2]
+
+
+def test_readme_chapter_timings_come_from_the_run_records():
+    """The README's chapter table is generated from results/mini/<chapter>/run.json, so it cannot drift from them."""
+    from setok.book.results import repo_root
+    from setok.book.runner import chapter_timings, timing_markers, timings_section
+
+    start, end = timing_markers("mini")
+    text = (repo_root() / "README.md").read_text()
+    rows = chapter_timings("mini")
+    assert text[text.index(start): text.index(end) + len(end)] == timings_section("mini", rows)
+    assert [r["chapter"] for r in rows] == [c.name for c in load_chapters()]
+    # the total row is the sum of the chapters' records
+    total = sum(read_json(repo_root() / "results" / "mini" / r["chapter"] / "run.json")["wall_time_s"] for r in rows)
+    minutes, seconds = divmod(round(total), 60)
+    assert f"| all chapters | {minutes} min {seconds} s |" in timings_section("mini", rows)
+
+
+def test_update_readme_timings_replaces_only_its_section_and_names_missing_runs(tmp_path):
+    from setok.book.results import replace_marked_section
+    from setok.book.runner import chapter_timings, timing_markers, update_readme_timings
+
+    start, end = timing_markers("mini")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\nold\n{end}\noutro\n")
+    assert update_readme_timings("mini", path=readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n" + start) and text.endswith(end + "\noutro\n") and "old" not in text
+    assert not update_readme_timings("smoke", path=readme)  # no smoke markers: untouched
+    assert readme.read_text() == text
+    assert not replace_marked_section(tmp_path / "absent.md", start, end, "x")
+    with pytest.raises(FileNotFoundError, match="no run record for chapter 'clustering'"):
+        chapter_timings("mini", root=tmp_path)

@@ -269,18 +269,9 @@ def readme_section(table) -> str:
 
 def update_readme(table, path=None) -> bool:
     """Replace the README's benchmark section (between its markers) with the table; False if there are none."""
-    from setok.book.results import atomic_write_bytes, repo_root
+    from setok.book.results import replace_marked_section, repo_root
 
-    path = path or repo_root() / "README.md"
-    if not path.is_file():
-        return False
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    atomic_write_bytes(path, (head + readme_section(table) + tail).encode())
-    return True
+    return replace_marked_section(path or repo_root() / "README.md", README_START, README_END, readme_section(table))
 
 
 def _cli(args: argparse.Namespace) -> int:

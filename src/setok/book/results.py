@@ -84,6 +84,19 @@ def write_json(path: Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (text + "\n").encode())
 
 
+def replace_marked_section(path: Path, start: str, end: str, body: str) -> bool:
+    """Replace everything from the ``start`` marker to the ``end`` marker of a text file with ``body`` (which carries
+    the markers itself); False, and the file untouched, when it or a marker is missing."""
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    atomic_write_bytes(path, (head + body + rest.split(end, 1)[1]).encode())
+    return True
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file, naming the path if it is missing."""
     path = Path(path)

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from setok.book.results import Run, read_json, repo_root, results_root
+from setok.book.results import Run, read_json, replace_marked_section, repo_root, results_root
 from setok.config import check_profile
 
 PARAMS_PROMPT = "Parameters of this run"
@@ -168,7 +168,53 @@ def run_book(profile: str, seed: int = 0, only: list[str] | None = None, out_dir
         status = "ok" if res.ok else "FAILED"
         print(f"    {status} in {res.wall_time_s:.1f} s" + (f": {res.error}" if res.error else ""), flush=True)
         results.append(res)
+    if not only and out_dir == executed_dir(profile) and all(r.ok for r in results):
+        update_readme_timings(profile, spec=spec)  # only a README with this profile's markers changes
     return results
+
+
+def timing_markers(profile: str) -> tuple[str, str]:
+    return f"<!-- chapters:{profile}:start -->", f"<!-- chapters:{profile}:end -->"
+
+
+def chapter_timings(profile: str, spec: Path | None = None, root: Path | None = None) -> list[dict[str, Any]]:
+    """Each chapter's wall time, date and device at ``profile``, read from ``results/<profile>/<chapter>/run.json``
+    (written by the runner); a chapter that never ran is an error naming its file."""
+    rows = []
+    for chapter in load_chapters(spec):
+        path = (root or results_root()) / profile / chapter.name / "run.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no run record for chapter {chapter.name!r} at {path}; run "
+                                    f"`setok book run --profile {profile}`")
+        rec = read_json(path)
+        rows.append({"chapter": chapter.name, "notebook": chapter.notebook, "wall_time_s": float(rec["wall_time_s"]),
+                     "date": str(rec.get("time_utc", ""))[:10], "device": rec.get("device", {}).get("device", "?")})
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def timings_section(profile: str, rows: list[dict[str, Any]]) -> str:
+    """The README's chapter-timings table, generated from the chapters' run.json files (never typed)."""
+    start, end = timing_markers(profile)
+    lines = [start, f"| chapter (`{profile}`) | wall time | run on | device |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['chapter']} (`{r['notebook']}`) | {_duration(r['wall_time_s'])} | {r['date']} | {r['device']} |"
+              for r in rows]
+    lines.append(f"| all chapters | {_duration(sum(r['wall_time_s'] for r in rows))} | | |")
+    lines.append(end)
+    return "\n".join(lines)
+
+
+def update_readme_timings(profile: str, path: Path | None = None, spec: Path | None = None) -> bool:
+    """Rewrite the README's chapter-timings table for ``profile`` from the run records; False without markers."""
+    start, end = timing_markers(profile)
+    path = path or repo_root() / "README.md"
+    if not path.is_file() or start not in path.read_text():
+        return False
+    return replace_marked_section(path, start, end, timings_section(profile, chapter_timings(profile, spec)))
 
 
 def report_failures(results: list[NotebookResult]) -> int:
