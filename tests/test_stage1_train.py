@@ -240,3 +240,25 @@ def test_seed_spread_runs_differ_only_in_training_seed(reference, tmp_path):
     with pytest.raises(ValueError, match="without repeats"):
         train_stage1_seeds("smoke", [1, 1], FAST, artifacts_dir=tmp_path)
     assert train_main(["stage1", "--profile", "smoke", "--seeds", "3", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_reconstructions_and_their_error(reference):
+    import numpy as np
+
+    from setok.train.stage1_report import reconstruction_error, reconstructions, val_batch
+
+    art = load_stage1_artifact(reference)
+    originals, recs = reconstructions(art, val_batch("smoke", 3), n=3, steps=2)
+    assert originals.shape == recs.shape == (3, 32, 32, 3) and 0 <= recs.min() and recs.max() <= 1
+    # a hand-worked case: two 1x2 images, originals [[0, 1]] and [[1, 1]] (grey), reconstructions all 0.5
+    o = np.array([[[[0.0] * 3, [1.0] * 3]], [[[1.0] * 3, [1.0] * 3]]])
+    r = np.full_like(o, 0.5)
+    err = reconstruction_error(o, r)
+    assert err["mse"] == pytest.approx(0.25)  # every pixel is 0.5 away
+    assert err["mse_mean_colour"] == pytest.approx(0.125)  # image 1: mean 0.5, errors 0.25 x 2; image 2: exact
+    assert err["mse_other_image"] == pytest.approx(0.25) and err["images"] == 2
+    with pytest.raises(ValueError, match="same"):
+        reconstruction_error(o, r[:1])
+    art.visual.register_to_config(space="latent")  # a paper-scale decoder cannot be shown without the VAE
+    with pytest.raises(ValueError, match="SD-1.5 VAE"):
+        reconstructions(art, val_batch("smoke", 2), n=2, steps=2)

@@ -90,20 +90,46 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 @torch.no_grad()
 def reconstructions(artifact: Any, batch: dict[str, torch.Tensor], n: int = 6, steps: int = 25,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Originals and DDIM reconstructions from the tokens, both (n, H', W', 3) in [0, 1] at the U-Net's size."""
+                    seed: int = 0, codec: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Originals and DDIM reconstructions from the tokens, both (n, H', W', 3) in [0, 1]: at the U-Net's size in
+    pixel space (mini), or decoded by the SD-1.5 VAE (``codec``, a :class:`LatentCodec`) in latent space (paper)."""
     tokenizer, visual = artifact.tokenizer.eval(), artifact.visual.eval()
     pixel = batch["pixel_values"][:n] * 2 - 1
     out = tokenizer(pixel_values=pixel)
     if artifact.resampler is not None:
         out = artifact.resampler.eval()(out.features)
-    if visual.config.space != "pixel":
-        raise ValueError("reconstructions() decodes pixel-space decoders; paper-scale latents need the SD-1.5 VAE")
-    target = diffusion_target(pixel, visual, None)
+    latent = visual.config.space != "pixel"
+    if latent and codec is None:
+        raise ValueError("a latent-space decoder needs the SD-1.5 VAE to show images: pass codec="
+                         "LatentCodec.from_path(stage1.vae_path)")
+    target = diffusion_target(pixel, visual, codec)
     rec = visual.reconstruct(out.tokens, out.token_mask, tuple(target.shape[1:]), num_inference_steps=steps,
                              generator=torch.Generator().manual_seed(seed))
-    to_img = lambda x: ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    if latent:
+        target, rec = pixel, codec.decode(rec)
+    to_img = lambda x: ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
     return to_img(target), to_img(rec)
+
+
+def latent_codec(profile: str, overrides: list[str] | None = None) -> Any:
+    """The SD-1.5 VAE of a latent-space profile (from ``stage1.vae_path``), or None in pixel space."""
+    from setok.decoders import LatentCodec
+
+    cfg = build(Stage1Config, load_profile(profile, overrides).get("stage1"), "stage1")
+    return LatentCodec.from_path(cfg.vae_path) if cfg.decoder.get("space", "pixel") == "latent" else None
+
+
+def reconstruction_error(originals: np.ndarray, recs: np.ndarray) -> dict[str, float]:
+    """Mean squared pixel error of the reconstructions (n, H, W, 3) in [0, 1] against the originals, beside two
+    references that know nothing of the image's layout: a flat image of each original's own mean colour, and the
+    reconstruction of another image (the batch rolled by one)."""
+    if originals.shape != recs.shape or originals.ndim != 4 or len(originals) < 2:
+        raise ValueError(f"originals and recs must be the same (n >= 2, H, W, 3) arrays (got {originals.shape}, "
+                         f"{recs.shape})")
+    flat = np.broadcast_to(originals.mean(axis=(1, 2), keepdims=True), originals.shape)
+    mse = lambda a, b: float(((a - b) ** 2).mean())  # noqa: E731
+    return {"mse": mse(recs, originals), "mse_mean_colour": mse(flat, originals),
+            "mse_other_image": mse(np.roll(recs, 1, axis=0), originals), "images": len(originals)}
 
 
 def paper_parameter_table() -> pd.DataFrame:
