@@ -177,3 +177,24 @@ def test_update_readme_timings_replaces_only_its_section_and_names_missing_runs(
     assert not replace_marked_section(tmp_path / "absent.md", start, end, "x")
     with pytest.raises(FileNotFoundError, match="no run record for chapter 'clustering'"):
         chapter_timings("mini", root=tmp_path)
+
+
+def test_references_resolve_after_overrides_and_bad_ones_are_named():
+    from setok.config import resolve_references
+
+    paper = load_profile("paper")
+    assert paper["tokenizer"]["encoder_path"] == paper["paths"]["checkpoints"]["siglip"]
+    assert paper["stage1"]["unet_path"] == paper["stage1"]["vae_path"] == paper["paths"]["checkpoints"]["sd15"]
+    moved = load_profile("paper", ["paths.checkpoints.siglip=/my/siglip"])  # one override moves every user
+    assert moved["tokenizer"]["encoder_path"] == "/my/siglip"
+    pinned = load_profile("paper", ["tokenizer.encoder_path=/elsewhere"])  # a user can still be set on its own
+    assert pinned["tokenizer"]["encoder_path"] == "/elsewhere"
+    assert pinned["paths"]["checkpoints"]["siglip"] != "/elsewhere"
+    cfg = {"a": {"b": 3, "c": "${a.b}", "l": ["${a.b}", "x"]}, "s": "not ${a.b} a reference"}
+    assert resolve_references(cfg) == {"a": {"b": 3, "c": 3, "l": [3, "x"]}, "s": "not ${a.b} a reference"}
+    with pytest.raises(ValueError, match=r"a\.c refers to \$\{a\.zz\}, which does not exist"):
+        resolve_references({"a": {"c": "${a.zz}"}})
+    with pytest.raises(ValueError, match="section or another reference"):
+        resolve_references({"a": {"c": "${a}"}})
+    with pytest.raises(ValueError, match="section or another reference"):
+        resolve_references({"a": {"c": "${a.d}", "d": "${a.c}"}})

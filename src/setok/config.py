@@ -1,13 +1,15 @@
 """Profiles and typed configs: one YAML file per profile, overriding only what differs from the defaults.
 
 Every component owns a config dataclass whose defaults are the paper-scale values (SPEC.md). A profile file
-(``configs/{smoke,mini,paper}.yaml``) is a mapping ``section -> {field: value}``; :func:`load_profile` reads it and
-applies ``key.sub=value`` overrides, and :func:`build` turns one section into its dataclass, rejecting unknown keys.
+(``configs/{smoke,mini,paper}.yaml``) is a mapping ``section -> {field: value}``; :func:`load_profile` reads it,
+applies ``key.sub=value`` overrides, then resolves ``${section.key}`` references (so a local path is named once),
+and :func:`build` turns one section into its dataclass, rejecting unknown keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from importlib import resources
 from pathlib import Path
@@ -55,6 +57,35 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str] | None) -> dict[st
     return out
 
 
+REFERENCE = re.compile(r"^\$\{([A-Za-z0-9_.]+)\}$")
+
+
+def resolve_references(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Replace every string value ``"${a.b.c}"`` by the value at that dotted path of ``cfg`` (after overrides, so
+    overriding ``paths.checkpoints.siglip`` also moves ``tokenizer.encoder_path``). A reference to a missing key, to
+    a section, or to another reference is a ValueError naming both keys."""
+
+    def lookup(dotted: str, where: str) -> Any:
+        node: Any = cfg
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"config key {where} refers to ${{{dotted}}}, which does not exist")
+            node = node[key]
+        if isinstance(node, dict) or (isinstance(node, str) and REFERENCE.match(node)):
+            raise ValueError(f"config key {where} refers to ${{{dotted}}}, which is a section or another reference")
+        return node
+
+    def walk(node: Any, where: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(node)]
+        match = REFERENCE.match(node) if isinstance(node, str) else None
+        return lookup(match.group(1), where) if match else node
+
+    return walk(cfg, "")
+
+
 def load_profile(profile: str, overrides: list[str] | None = None, path: str | Path | None = None) -> dict:
     """Read ``configs/<profile>.yaml`` (or ``path``) and apply overrides; returns the resolved mapping."""
     check_profile(profile)
@@ -68,7 +99,7 @@ def load_profile(profile: str, overrides: list[str] | None = None, path: str | P
     cfg = yaml.safe_load(text) or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"profile {profile!r}: the config must be a mapping of sections")
-    cfg = apply_overrides(cfg, overrides)
+    cfg = resolve_references(apply_overrides(cfg, overrides))
     cfg["profile"] = profile
     return cfg
 
