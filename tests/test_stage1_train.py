@@ -262,3 +262,21 @@ def test_reconstructions_and_their_error(reference):
     art.visual.register_to_config(space="latent")  # a paper-scale decoder cannot be shown without the VAE
     with pytest.raises(ValueError, match="SD-1.5 VAE"):
         reconstructions(art, val_batch("smoke", 2), n=2, steps=2)
+
+
+def test_evaluate_compares_own_tokens_with_another_images_tokens(monkeypatch):
+    from setok.train.stage1 import build_dataset, build_stage1_model, evaluate
+
+    pc = load_profile("smoke", ["stage1.eval_images=4"])
+    cfg = build(Stage1Config, pc["stage1"], "stage1")
+    torch.manual_seed(0)
+    model = build_stage1_model(pc, cfg)
+    data = build_dataset({"kind": "miniworld", "n_val": 4}, "val", 32, 0)
+    metrics, _ = evaluate(model, data, cfg, 0, torch.device("cpu"), batch_size=4)
+    assert metrics["val_diffusion"] != metrics["val_diffusion_other_tokens"]  # a random U-Net reacts to its context
+    # a decoder whose context ignores the tokens scores the same with anyone's tokens
+    monkeypatch.setattr(model.visual, "condition", lambda tokens, mask: torch.zeros(len(tokens), 4, 32))
+    blind, _ = evaluate(model, data, cfg, 0, torch.device("cpu"), batch_size=4)
+    assert blind["val_diffusion"] == blind["val_diffusion_other_tokens"]
+    single, _ = evaluate(model, data, cfg, 0, torch.device("cpu"), batch_size=1)  # nobody else's tokens to use
+    assert single["val_diffusion_other_tokens"] != single["val_diffusion_other_tokens"]  # NaN

@@ -448,8 +448,9 @@ def load_stage1_artifact(path: str | Path, expect: dict[str, Any] | None = None)
 @torch.no_grad()
 def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int, device: torch.device,
              codec: LatentCodec | None = None, batch_size: int = 16) -> tuple[dict[str, float], Any]:
-    """Validation: diffusion loss at fixed noise, token counts, FG-ARI / mBO / ARI of the hard clusters against the
-    ground-truth objects, Spearman(token count, object count). Returns (metrics, per-image table).
+    """Validation: diffusion loss at fixed noise (also with each image conditioned on another image's tokens, which
+    tells whether the decoder uses the tokens at all), token counts, FG-ARI / mBO / ARI of the hard clusters against
+    the ground-truth objects, Spearman(token count, object count). Returns (metrics, per-image table).
 
     FG-ARI/mBO are scored on the token grid against the majority ground-truth label of each patch cell (what a
     clustering of h x w patches can express); ``*_pixel`` scores upsample the clusters to the full image instead,
@@ -462,7 +463,7 @@ def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int,
     was_training = model.training
     model.eval()
     n = min(cfg.eval_images, len(dataset))
-    rows, losses = [], []
+    rows, losses, other_losses = [], [], []
     for start in range(0, n, batch_size):
         items = [{**dataset[i], "position": -1 - i} for i in range(start, min(n, start + batch_size))]
         batch = collate_stage1([{k: v for k, v in it.items() if k != "caption"} for it in items])
@@ -471,8 +472,11 @@ def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int,
         noise, steps = sample_noise(seed + 7919, batch["position"], tuple(x0.shape[1:]),
                                     model.visual.config.num_train_timesteps)
         out = model.tokenize(pixel)
-        losses.append(model.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise.to(device, x0.dtype),
-                                                  steps.to(device)).float().cpu())
+        noise, steps = noise.to(device, x0.dtype), steps.to(device)
+        losses.append(model.visual.diffusion_loss(x0, out.tokens, out.token_mask, noise, steps).float().cpu())
+        if len(pixel) > 1:  # the same noise, conditioned on the next image's tokens: do the tokens matter?
+            other_losses.append(model.visual.diffusion_loss(x0, out.tokens.roll(1, 0), out.token_mask.roll(1, 0),
+                                                            noise, steps).float().cpu())
         grid = tuple(out.grid_size)
         table = segmentation_scores(out.labels.cpu().reshape(-1, *grid),  # on the token grid: GT majority per cell
                                     grid_labels(batch["labels"], grid).reshape(-1, *grid), reduce=False)
@@ -485,7 +489,9 @@ def evaluate(model: Stage1Model, dataset: Dataset, cfg: Stage1Config, seed: int,
     table = pd.concat(rows, ignore_index=True)
     rho = spearmanr(table["num_tokens"], table["num_objects"]).statistic if table["num_tokens"].nunique() > 1 \
         else float("nan")
-    metrics = {"val_diffusion": float(torch.cat(losses).mean()), "val_fg_ari": float(table["fg_ari"].mean()),
+    metrics = {"val_diffusion": float(torch.cat(losses).mean()),
+               "val_diffusion_other_tokens": float(torch.cat(other_losses).mean()) if other_losses else float("nan"),
+               "val_fg_ari": float(table["fg_ari"].mean()),
                "val_mbo": float(table["mbo"].mean()), "val_ari": float(table["ari"].mean()),
                "val_fg_ari_pixel": float(table["fg_ari_pixel"].mean()),
                "val_mbo_pixel": float(table["mbo_pixel"].mean()),

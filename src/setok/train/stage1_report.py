@@ -239,7 +239,7 @@ def plot_tokens_vs_objects(table: pd.DataFrame, seed: int = 0):
 
 
 SPREAD_METRICS = ("val_fg_ari", "val_mbo", "val_fg_ari_pixel", "val_spearman_tokens_objects", "val_num_tokens",
-                  "val_diffusion", "kappa", "wall_time_s")
+                  "val_diffusion", "val_diffusion_other_tokens", "kappa", "wall_time_s")
 
 
 def seed_table(profile: str, seeds: list[int], main_seed: int = 0, root: Path | None = None) -> pd.DataFrame:
