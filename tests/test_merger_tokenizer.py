@@ -197,6 +197,12 @@ def test_sincos_position_init_survives_save_load_and_skips_cnns(tmp_path):
     SeTok(tiny_config(encoder_type="convnext", encoder_position_init="sincos"))  # no table: nothing to do
     with pytest.raises(ValueError, match="encoder_position_init"):
         tiny_config(encoder_position_init="learned")
+    from setok.tokenizer import init_sincos_positions
+
+    wrong = torch.nn.Module()
+    wrong.position_embedding = torch.nn.Embedding(20, 16)  # 20 rows cannot hold a 4x4 grid (+ at most a CLS row)
+    with pytest.raises(ValueError, match="cannot lay a sin-cos table"):
+        init_sincos_positions(wrong, (4, 4))
 
 
 @pytest.mark.parametrize("mode", ["hard", "soft"])

@@ -237,6 +237,21 @@ def test_seed_spread_runs_differ_only_in_training_seed(reference, tmp_path):
     assert summary.loc["val_num_tokens", "max"] == values.max() and summary.loc["val_num_tokens", "seeds"] == 3
     with pytest.raises(FileNotFoundError, match="seed 7"):
         seed_table("smoke", [0, 7], root=results)
+    # a stale run is never mixed in: a folder whose run.json names another seed, or another recipe, is refused
+    record = results / "smoke" / "stage1_seed2" / "run.json"
+    original = record.read_text()
+    record.write_text(json.dumps({**json.loads(original), "seed": 5}))
+    with pytest.raises(ValueError, match="seed 5, not 2"):
+        seed_table("smoke", [0, 1, 2], root=results)
+    stale = json.loads(original)
+    stale["config"]["lr"] = [0.5, 0.5]
+    record.write_text(json.dumps(stale))
+    with pytest.raises(ValueError, match=r"another stage1 recipe .*differs in \['lr'\]"):
+        seed_table("smoke", [0, 1, 2], root=results)
+    record.write_text(original)
+    for bad in ("", "..", "a/b"):
+        with pytest.raises(ValueError, match="plain folder name"):
+            build(Stage1Config, {"run_name": bad}, "stage1")
     with pytest.raises(ValueError, match="without repeats"):
         train_stage1_seeds("smoke", [1, 1], FAST, artifacts_dir=tmp_path)
     assert train_main(["stage1", "--profile", "smoke", "--seeds", "3", "--out", str(tmp_path / "x")]) == 2

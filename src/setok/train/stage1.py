@@ -39,6 +39,9 @@ TOKENIZER_KINDS = ("setok", "resampler")
 DISTRIBUTED = ("ddp", "deepspeed", "fsdp")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 ENCODER_LOSSES = ("all", "mask", "affinity")
+# Stage1Config fields that say how a run is driven or where it writes, not what it trains (resume ignores them)
+RUN_ONLY_KEYS = frozenset({"max_steps_this_run", "log_every", "eval_every", "eval_images", "save_every",
+                           "keep_checkpoints", "num_workers", "out_dir", "results_dir", "run_name"})
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -118,6 +121,8 @@ class Stage1Config:
             raise ValueError(f"stage1.kappa_range must be [lo, hi] with 0 < lo <= hi, or null (got {self.kappa_range})")
         if any(p not in (1, 2) for p in self.affinity_phases):
             raise ValueError(f"stage1.affinity_phases must list sub-phases 1 and/or 2 (got {self.affinity_phases})")
+        if not self.run_name or self.run_name in (".", "..") or any(c in self.run_name for c in "/\\"):
+            raise ValueError(f"stage1.run_name must be a plain folder name (got {self.run_name!r})")
         if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
             raise ValueError(f"stage1.max_steps_this_run must be >= 1 or null (got {self.max_steps_this_run})")
 
@@ -360,9 +365,7 @@ def lr_factor(step: int, cfg: Stage1Config) -> float:
 # -- checkpoints and artifact --------------------------------------------------------------------------------------
 def resumable_config(cfg: Stage1Config) -> dict[str, Any]:
     """The config fields a resumed run must share with the run that wrote the checkpoint."""
-    skip = {"max_steps_this_run", "log_every", "eval_every", "eval_images", "save_every", "keep_checkpoints",
-            "num_workers", "out_dir", "results_dir", "run_name"}
-    return json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in skip}))
+    return json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in RUN_ONLY_KEYS}))
 
 
 def latest_checkpoint(out_dir: Path) -> tuple[Path | None, int]:

@@ -244,20 +244,33 @@ SPREAD_METRICS = ("val_fg_ari", "val_mbo", "val_fg_ari_pixel", "val_spearman_tok
 
 def seed_table(profile: str, seeds: list[int], main_seed: int = 0, root: Path | None = None) -> pd.DataFrame:
     """Final metrics of the Stage I runs at ``seeds``, one row per seed: the main run (``results/<profile>/stage1``)
-    for ``main_seed``, the seed-spread runs (``stage1_seed<s>``) for the others. A missing run is an error naming it."""
+    for ``main_seed``, the seed-spread runs (``stage1_seed<s>``) for the others.
+
+    Each run's ``run.json`` must record that seed and the same recipe as the first run (every Stage1Config field but
+    the seed and the run-only ones), so a stale run of another recipe is never mixed in. A missing run, a seed
+    mismatch or a recipe mismatch is an error naming the folder."""
     import json
 
     from setok.book.results import results_root
-    from setok.train.stage1 import seed_run_name
+    from setok.train.stage1 import RUN_ONLY_KEYS, seed_run_name
 
-    rows = []
+    rows, reference = [], None
     for seed in seeds:
-        path = (root or results_root()) / profile / ("stage1" if seed == main_seed else seed_run_name(seed)) / \
-            "metrics.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"no Stage I results for seed {seed} at {path} (run `setok train stage1 "
-                                    f"--profile {profile} --seeds {seed}`)")
-        metrics = json.loads(path.read_text())
+        folder = (root or results_root()) / profile / ("stage1" if seed == main_seed else seed_run_name(seed))
+        rerun = f"(rerun it: `setok train stage1 --profile {profile} --seeds {seed}`)"
+        if not (folder / "metrics.json").is_file() or not (folder / "run.json").is_file():
+            raise FileNotFoundError(f"no Stage I results for seed {seed} at {folder} {rerun}")
+        run = json.loads((folder / "run.json").read_text())
+        if run.get("seed") != seed:
+            raise ValueError(f"{folder} holds a run with seed {run.get('seed')}, not {seed} {rerun}")
+        recipe = {k: v for k, v in (run.get("config") or {}).items() if k not in RUN_ONLY_KEYS | {"seed"}}
+        if reference is None:
+            reference = (folder, recipe)
+        elif recipe != reference[1]:
+            keys = sorted(k for k in recipe.keys() | reference[1].keys() if recipe.get(k) != reference[1].get(k))
+            raise ValueError(f"{folder} was trained with another stage1 recipe than {reference[0]} (differs in "
+                             f"{keys}) {rerun}")
+        metrics = json.loads((folder / "metrics.json").read_text())
         rows.append({"seed": seed, **{k: metrics.get(k, float("nan")) for k in SPREAD_METRICS}})
     return pd.DataFrame(rows)
 
